@@ -1,0 +1,23 @@
+# `make demo`: the local pipeline on the generated demo images. `make test`: the test suite.
+# Both build .venv from requirements.lock first if needed (see scripts/bootstrap.sh; PYTHON=... overrides).
+VENV ?= .venv
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lock clean
+
+venv:
+	@bash scripts/bootstrap.sh
+
+demo: venv
+	$(VENV)/bin/tfx-image-finetune run --demo --output outputs/demo
+
+test: venv
+	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+# Re-resolve the lock (needs the network to PyPI); commit the result.
+lock: venv
+	$(VENV)/bin/uv pip compile --python $(VENV)/bin/python --python-version 3.10 \
+		-o requirements.lock requirements.in
+
+clean:
+	rm -rf outputs .pytest_cache

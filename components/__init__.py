@@ -1,0 +1,1 @@
+"""Custom TFX components (component / executor split, as TFX's own)."""

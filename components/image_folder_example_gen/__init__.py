@@ -1,0 +1,1 @@
+"""ExampleGen for image folders: <root>/<class>/<file> -> tf.Examples (image, label, filename)."""

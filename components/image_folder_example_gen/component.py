@@ -1,0 +1,76 @@
+"""ImageFolderExampleGen: a FileBasedExampleGen for <root>/<class>/<file> image folders.
+
+Being a FileBasedExampleGen keeps TFX's driver (input fingerprints, so a changed folder invalidates the
+cache), its split machinery and its output layout; it adds one output, the ingest report that lists every
+file it skipped and why.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from tfx import types
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter
+from tfx.types.standard_component_specs import FileBasedExampleGenSpec
+
+from components.image_folder_example_gen import executor
+
+INGEST_REPORT_KEY = "ingest_report"
+
+
+class ImageIngestReport(types.Artifact):
+    """report.json: valid images per split and class, and every skipped file with the reason."""
+
+    TYPE_NAME = "ImageIngestReport"
+
+
+class ImageFolderExampleGenSpec(FileBasedExampleGenSpec):
+    OUTPUTS = {
+        **FileBasedExampleGenSpec.OUTPUTS,
+        INGEST_REPORT_KEY: ChannelParameter(type=ImageIngestReport),
+    }
+
+
+def make_configs(given_splits: Optional[Dict[str, str]], split_ratios: Dict[str, int]):
+    """Input/output configs: keep the given split folders, or hash-split on the relative path."""
+    if given_splits:
+        input_config = example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name=name, pattern=f"{folder}/*/*")
+                    for name, folder in given_splits.items()]
+        )
+        return input_config, example_gen_pb2.Output()
+    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*/*")])
+    output_config = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=ratio)
+                    for name, ratio in split_ratios.items() if ratio > 0],
+            partition_feature_name="filename",  # deterministic: the same file lands in the same split
+        )
+    )
+    return input_config, output_config
+
+
+class ImageFolderExampleGen(FileBasedExampleGen):
+    SPEC_CLASS = ImageFolderExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(self, input_base: str, given_splits: Optional[Dict[str, str]] = None,
+                 split_ratios: Optional[Dict[str, int]] = None):
+        """`given_splits` ({tfx split: folder}) for a root already split; else `split_ratios` (percent)."""
+        input_config, output_config = make_configs(given_splits, split_ratios or {"train": 80, "eval": 20})
+        spec = ImageFolderExampleGenSpec(
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            custom_config=None,
+            range_config=None,
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            examples=types.Channel(type=standard_artifacts.Examples),
+            ingest_report=types.Channel(type=ImageIngestReport),
+        )
+        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)

@@ -1,0 +1,1 @@
+"""Vertex AI Pipelines / Kubeflow Pipelines (KFP v2) runner."""

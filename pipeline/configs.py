@@ -1,0 +1,220 @@
+"""The one typed configuration of the pipeline.
+
+Every knob lives here with the recipe's values as defaults (`../shared/recipe.md`); the CLI only overrides
+fields. The config travels to the Transform and Trainer as a JSON-able dict (`custom_config`), so the
+components see exactly what the runner saw. No TFX/TF imports here: `--help` must stay instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+STRATEGIES = (1, 2, 3)
+SOURCES = ("image_folder", "tfrecord")
+WEIGHTS_KEYWORDS = ("imagenet", "none")
+
+# Where the curated raw-data schema ships (package data).
+CURATED_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schema")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the field."""
+
+
+@dataclass
+class DataConfig:
+    """Where the raw examples come from and how they are split."""
+
+    # Image-folder root (<root>/<class>/<file> or <root>/{train,validation|eval[,test]}/<class>/<file>),
+    # or a folder of TFRecords when source == "tfrecord". None: the generated demo data.
+    path: Optional[str] = None
+    source: str = "image_folder"
+    # Hash-split ratios (percent) for a root that is not already split; a zero test ratio means no test split.
+    train_ratio: int = 80
+    eval_ratio: int = 20
+    test_ratio: int = 0
+    # File pattern (relative to path) of the TFRecords when source == "tfrecord".
+    tfrecord_pattern: str = "*"
+    image_key: str = "image"
+    label_key: str = "label"
+    filename_key: str = "filename"
+    # Class count; None: counted from the image folder's class folders (required for tfrecord input).
+    num_classes: Optional[int] = None
+    # Use the curated schema in schema/ (ImportSchemaGen) unless asked to infer one (SchemaGen).
+    infer_schema: bool = False
+    schema_dir: str = CURATED_SCHEMA_DIR
+
+
+@dataclass
+class ModelConfig:
+    """Backbone, head and fine-tuning strategy."""
+
+    backbone: str = "xception"
+    # Width multiplier; used by MobileNetV2 only.
+    alpha: float = 1.0
+    # Input side in pixels; None means the backbone's own default (Xception: 150, as in the recipe).
+    image_size: Optional[int] = None
+    # "imagenet" (Keras download), "none" (random init) or a path to a weights file.
+    weights: str = "imagenet"
+    # Only `make demo` sets this: continue from random init if the ImageNet download fails.
+    allow_random_init: bool = False
+    # 1: unfreeze the whole base in phase 2; 2: unfreeze only the top part; 3: head only (no phase 2).
+    strategy: int = 1
+    # Strategy 2: fraction of the base's layers (from the top) to unfreeze, or a layer name to unfreeze from.
+    unfreeze_fraction: float = 0.25
+    unfreeze_from_layer: Optional[str] = None
+    dropout: float = 0.2
+
+
+@dataclass
+class TrainingConfig:
+    """The two training phases."""
+
+    head_epochs: int = 20
+    finetune_epochs: int = 10
+    head_learning_rate: float = 1e-3
+    finetune_learning_rate: float = 1e-5
+    batch_size: int = 32
+    early_stopping_patience: int = 5
+    # Keep the transformed (decoded, resized) images in memory after the first epoch.
+    cache_in_memory: bool = True
+    shuffle_buffer: int = 1000
+    seed: int = 42
+
+
+@dataclass
+class EvalConfig:
+    """The Evaluator's gate."""
+
+    # Lower bound on (binary or sparse categorical) accuracy for a model to be blessed.
+    accuracy_threshold: float = 0.6
+    # A new model may be at most this much less accurate than the last blessed one.
+    max_accuracy_drop: float = 1e-10
+
+
+@dataclass
+class ServingConfig:
+    """Where blessed models are pushed (TF Serving layout: <serving_dir>/<model_name>/<version>/)."""
+
+    serving_dir: Optional[str] = None  # default: <output_dir>/serving
+    model_name: str = "image_classifier"
+
+
+@dataclass
+class RuntimeConfig:
+    """Pipeline identity, storage and Beam."""
+
+    pipeline_name: str = "tfx-image-finetune"
+    output_dir: str = "outputs"
+    enable_cache: bool = True
+    # Beam DirectRunner mode for local runs: multi_processing (default), multi_threading or in_memory.
+    direct_running_mode: str = "multi_processing"
+    direct_num_workers: int = 0  # 0: one per CPU core
+
+
+@dataclass
+class PipelineConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    # Derived locations ----------------------------------------------------------------------------------
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.runtime.output_dir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.runtime.output_dir, "metadata.sqlite")
+
+    @property
+    def serving_model_dir(self) -> str:
+        base = self.serving.serving_dir or os.path.join(self.runtime.output_dir, "serving")
+        return os.path.join(base, self.serving.model_name)
+
+    @property
+    def demo_data_dir(self) -> str:
+        return os.path.join(self.runtime.output_dir, "demo_data")
+
+    @property
+    def image_size(self) -> int:
+        from trainer.backbones import BACKBONES  # light module: no TF import
+
+        return self.model.image_size or BACKBONES[self.model.backbone].default_size
+
+    def split_ratios(self) -> Dict[str, int]:
+        ratios = {"train": self.data.train_ratio, "eval": self.data.eval_ratio}
+        if self.data.test_ratio:
+            ratios["test"] = self.data.test_ratio
+        return ratios
+
+    def trainer_config(self) -> Dict[str, Any]:
+        """What the Transform and Trainer need, as a JSON-able dict (their `custom_config`)."""
+        return {
+            "data": dataclasses.asdict(self.data),
+            "model": dataclasses.asdict(self.model),
+            "training": dataclasses.asdict(self.training),
+            "image_size": self.image_size,
+        }
+
+    def validate(self) -> "PipelineConfig":
+        """Raise ConfigError naming the field for any value that cannot work."""
+        from trainer.backbones import BACKBONES
+
+        d, m, t, e = self.data, self.model, self.training, self.eval
+        _check(d.source in SOURCES, "data.source", f"must be one of {SOURCES}, got {d.source!r}")
+        _check(d.source == "image_folder" or d.path, "data.path", "is required when data.source is 'tfrecord'")
+        _check(d.source == "image_folder" or (d.num_classes or 0) >= 2, "data.num_classes",
+               "is required (>= 2) when data.source is 'tfrecord'")
+        _check(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
+        for name in ("train_ratio", "eval_ratio", "test_ratio"):
+            _check(getattr(d, name) >= 0, f"data.{name}", "must be >= 0")
+        _check(d.train_ratio > 0 and d.eval_ratio > 0, "data.train_ratio/eval_ratio", "must both be > 0")
+        _check(m.backbone in BACKBONES, "model.backbone", f"must be one of {sorted(BACKBONES)}, got {m.backbone!r}")
+        _check(m.strategy in STRATEGIES, "model.strategy", f"must be 1, 2 or 3, got {m.strategy!r}")
+        _check(0.0 < m.unfreeze_fraction <= 1.0, "model.unfreeze_fraction", "must be in (0, 1]")
+        _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+        _check(m.alpha > 0, "model.alpha", "must be > 0")
+        _check(self.image_size >= 32, "model.image_size", "must be at least 32 pixels")
+        weights = m.weights
+        _check(
+            weights in WEIGHTS_KEYWORDS or os.path.isfile(weights) or "://" in weights,
+            "model.weights",
+            f"must be 'imagenet', 'none' or an existing weights file, got {weights!r}",
+        )
+        _check(t.head_epochs >= 1, "training.head_epochs", "must be >= 1")
+        _check(t.finetune_epochs >= 0, "training.finetune_epochs", "must be >= 0")
+        _check(t.batch_size >= 1, "training.batch_size", "must be >= 1")
+        _check(t.head_learning_rate > 0 and t.finetune_learning_rate > 0, "training.*_learning_rate", "must be > 0")
+        _check(0.0 <= e.accuracy_threshold <= 1.0, "eval.accuracy_threshold", "must be in [0, 1]")
+        _check(
+            self.runtime.direct_running_mode in ("multi_processing", "multi_threading", "in_memory"),
+            "runtime.direct_running_mode",
+            "must be multi_processing, multi_threading or in_memory",
+        )
+        if d.path and d.source == "image_folder" and "://" not in d.path:
+            _check(os.path.isdir(d.path), "data.path", f"{d.path!r} is not a directory")
+        return self
+
+
+def _check(ok: Any, field_name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field_name} {message}")
+
+
+def demo_config(output_dir: str = "outputs") -> PipelineConfig:
+    """`make demo`: the generated sample, the default backbone, a few epochs, and an honest fallback."""
+    cfg = PipelineConfig()
+    cfg.runtime.output_dir = output_dir
+    cfg.model.allow_random_init = True
+    cfg.training.head_epochs = 3
+    cfg.training.finetune_epochs = 1
+    cfg.eval.accuracy_threshold = 0.6
+    return cfg
+

@@ -1,0 +1,52 @@
+"""Run the pipeline locally: LocalDagRunner, SQLite metadata under the output folder, Beam DirectRunner."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import List
+
+from pipeline.configs import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+def beam_args(cfg: PipelineConfig) -> List[str]:
+    workers = cfg.runtime.direct_num_workers or os.cpu_count() or 1
+    return [
+        "--runner=DirectRunner",
+        f"--direct_running_mode={cfg.runtime.direct_running_mode}",
+        f"--direct_num_workers={workers}",
+    ]
+
+
+def prepare(cfg: PipelineConfig) -> PipelineConfig:
+    """Checks that belong before a long run: config values, demo data, ImageNet weights."""
+    cfg.validate()
+    if cfg.data.path is None:
+        from pipeline import demo_data
+
+        demo_data.generate(cfg.demo_data_dir)
+        log.info("using the generated demo images in %s", cfg.demo_data_dir)
+    if cfg.model.weights == "imagenet":
+        from trainer.model import resolve_weights
+
+        # Fetches (and caches) the weights now, or fails now naming --weights PATH; the demo may fall back.
+        if resolve_weights(vars(cfg.model), cfg.image_size) is None:
+            cfg.model.weights = "none"
+    return cfg
+
+
+def run(cfg: PipelineConfig) -> None:
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
+    prepare(cfg)
+    os.makedirs(cfg.runtime.output_dir, exist_ok=True)
+    pipeline = create_pipeline(
+        cfg,
+        beam_pipeline_args=beam_args(cfg),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path),
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)

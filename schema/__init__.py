@@ -1,0 +1,1 @@
+"""Package data: the curated raw-example schema (schema.pbtxt)."""

@@ -1,0 +1,131 @@
+"""The recipe's model: augmentation -> backbone (training=False) -> GAP -> Dropout -> Dense, and its phases.
+
+tf.keras here is tf_keras (Keras 2), which TFT and TFMA require.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+import tensorflow as tf
+
+from pipeline.configs import ConfigError
+from trainer.backbones import BACKBONES
+from trainer.transform import IMAGE_XF
+
+keras = tf.keras
+log = logging.getLogger(__name__)
+
+
+class WeightsUnavailableError(ConfigError):
+    """The ImageNet weights could not be downloaded and no fallback was allowed."""
+
+
+def resolve_weights(model_cfg: Dict[str, Any], image_size: int) -> Optional[str]:
+    """What to pass as Keras `weights=`: 'imagenet', a file path, or None (random init).
+
+    For 'imagenet' the download is tried here (Keras caches it under ~/.keras/models), so a failure is
+    reported before any training starts.
+    """
+    weights = model_cfg["weights"]
+    if weights == "none":
+        return None
+    if weights != "imagenet":
+        if not tf.io.gfile.exists(weights):
+            raise FileNotFoundError(f"--weights: no weights file at {weights!r}")
+        return weights
+    backbone = BACKBONES[model_cfg["backbone"]]
+    try:
+        backbone.build(image_size, "imagenet", model_cfg.get("alpha", 1.0))
+        return "imagenet"
+    except Exception as err:  # Keras raises plain Exception for a failed fetch
+        if model_cfg.get("allow_random_init"):
+            log.warning(
+                "Could not download the ImageNet weights for %s (%s). The demo continues from RANDOM "
+                "initialisation, so its accuracy says nothing about the recipe. Pass --weights PATH "
+                "to use a local weights file.",
+                backbone.name,
+                err,
+            )
+            return None
+        raise WeightsUnavailableError(
+            f"Could not download the ImageNet weights for backbone {backbone.name!r} ({err}). "
+            "Pass --weights PATH with a local weights file (or --weights none to train from scratch)."
+        ) from err
+
+
+def _to_backbone_scale(x: tf.Tensor, pixel_scaling: str) -> tf.Tensor:
+    """Transform gives [-1, 1]; convert to the scaling the backbone was trained with."""
+    if pixel_scaling == "minus_one_to_one":
+        return x
+    x = keras.layers.Rescaling(127.5, offset=127.5, name="to_0_255")(x)
+    if pixel_scaling == "caffe":
+        x = keras.layers.Lambda(keras.applications.resnet50.preprocess_input, name="caffe_preprocess")(x)
+    return x
+
+
+def build_model(
+    model_cfg: Dict[str, Any], image_size: int, num_classes: int, weights: Optional[str], seed: int = 42
+) -> Tuple[keras.Model, keras.Model]:
+    """Returns (model, base). Dense(1) logits for two classes, Dense(N) logits for more."""
+    if num_classes < 2:
+        raise ValueError(f"need at least two classes, got {num_classes}")
+    backbone = BACKBONES[model_cfg["backbone"]]
+    base = backbone.build(image_size, weights, model_cfg.get("alpha", 1.0))
+    inputs = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_XF)
+    augmentation = keras.Sequential(
+        [keras.layers.RandomFlip("horizontal", seed=seed), keras.layers.RandomRotation(0.1, seed=seed)],
+        name="augmentation",
+    )
+    x = augmentation(inputs)  # random layers are identity outside training
+    x = _to_backbone_scale(x, backbone.pixel_scaling)
+    x = base(x, training=False)  # BatchNorm stays in inference mode, even once unfrozen
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dropout(model_cfg.get("dropout", 0.2), name="dropout")(x)
+    outputs = keras.layers.Dense(1 if num_classes == 2 else num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=f"{backbone.name}_finetune"), base
+
+
+def set_phase(base: keras.Model, phase: int, model_cfg: Dict[str, Any]) -> None:
+    """Phase 1: base frozen. Phase 2: strategy 1 unfreezes the whole base, strategy 2 only its top part."""
+    strategy = model_cfg["strategy"]
+    if phase == 1:
+        base.trainable = False
+        return
+    if strategy == 3:
+        raise ValueError("strategy 3 trains the classifier only: there is no phase 2")
+    base.trainable = True
+    if strategy == 2:
+        for layer in base.layers[: first_unfrozen_layer(base, model_cfg)]:
+            layer.trainable = False
+
+
+def first_unfrozen_layer(base: keras.Model, model_cfg: Dict[str, Any]) -> int:
+    """Index of the lowest base layer that strategy 2 trains."""
+    name = model_cfg.get("unfreeze_from_layer")
+    if name:
+        names = [layer.name for layer in base.layers]
+        if name not in names:
+            raise ValueError(f"model.unfreeze_from_layer: {name!r} is not a layer of {base.name}")
+        return names.index(name)
+    return int(round(len(base.layers) * (1.0 - model_cfg["unfreeze_fraction"])))
+
+
+def compile_model(model: keras.Model, num_classes: int, learning_rate: float) -> None:
+    if num_classes == 2:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # logits: 0 is p=0.5
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[accuracy])
+
+
+def probabilities(logits: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """Per-class probabilities [batch, num_classes] from the head's logits."""
+    if num_classes == 2:
+        positive = tf.sigmoid(logits[:, 0])
+        return tf.stack([1.0 - positive, positive], axis=1)
+    return tf.nn.softmax(logits, axis=-1)
+

@@ -1,0 +1,51 @@
+"""The Trainer's entry point (`run_fn`): build, train in two phases, export."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer.data import make_dataset
+from trainer.export import ServingModule, export_saved_model
+from trainer.model import build_model, resolve_weights
+from trainer.train import train_two_phases, write_history
+from trainer.transform import LABEL_VOCAB
+
+log = logging.getLogger(__name__)
+
+
+def class_names(tft_output: tft.TFTransformOutput):
+    names = [n.decode() if isinstance(n, bytes) else n for n in tft_output.vocabulary_by_name(LABEL_VOCAB)]
+    if len(names) < 2:
+        raise ValueError(f"the label vocabulary has {len(names)} class(es) {names}; at least two are needed")
+    return names
+
+
+def run_fn(fn_args) -> None:
+    cfg = fn_args.custom_config
+    model_cfg, training_cfg, data_cfg = cfg["model"], cfg["training"], cfg["data"]
+    image_size = int(cfg["image_size"])
+    tf.keras.utils.set_random_seed(training_cfg["seed"])
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    names = class_names(tft_output)
+    log.info("classes (id order): %s", names)
+
+    def dataset(files, training):
+        return make_dataset(
+            files, tft_output, training_cfg["batch_size"], training,
+            training_cfg["cache_in_memory"], training_cfg["shuffle_buffer"], training_cfg["seed"],
+        )
+
+    weights = resolve_weights(model_cfg, image_size)
+    model, base = build_model(model_cfg, image_size, len(names), weights, training_cfg["seed"])
+    history = train_two_phases(
+        model, base, dataset(fn_args.train_files, True), dataset(fn_args.eval_files, False),
+        len(names), model_cfg, training_cfg, fn_args.model_run_dir,
+    )
+    history.update({"classes": names, "weights": model_cfg["weights"] if weights else "none (random init)"})
+    write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))
+    module = ServingModule(model, tft_output, names, data_cfg["image_key"], data_cfg["label_key"])
+    export_saved_model(module, fn_args.serving_model_dir)

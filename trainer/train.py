@@ -1,0 +1,90 @@
+"""The two training phases of the recipe, with early stopping and the best weights kept across both."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.model import compile_model, set_phase
+
+keras = tf.keras
+
+
+class KeepBestWeights(keras.callbacks.Callback):
+    """Remembers the weights of the epoch with the lowest val_loss over both phases; `restore` puts them back.
+
+    Keras' own EarlyStopping(restore_best_weights) only looks within one fit() call, so a fine-tuning phase
+    that never beats the head-only phase would otherwise keep its own (worse) last weights.
+    """
+
+    def __init__(self, monitor: str = "val_loss"):
+        super().__init__()
+        self.monitor = monitor
+        self.best = math.inf
+        self.best_epoch = -1
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best, self.best_epoch = float(value), epoch
+            self.best_weights = self.model.get_weights()
+
+    def restore(self, model: keras.Model) -> None:
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+
+
+def train_two_phases(
+    model: keras.Model,
+    base: keras.Model,
+    train_ds: tf.data.Dataset,
+    eval_ds: tf.data.Dataset,
+    num_classes: int,
+    model_cfg: Dict[str, Any],
+    training_cfg: Dict[str, Any],
+    log_dir: str,
+) -> Dict[str, Any]:
+    """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing."""
+    keeper = KeepBestWeights()
+    rows: List[Dict[str, Any]] = []
+    epochs_done = 0
+    phases = [(1, training_cfg["head_epochs"], training_cfg["head_learning_rate"])]
+    if model_cfg["strategy"] != 3 and training_cfg["finetune_epochs"] > 0:
+        phases.append((2, training_cfg["finetune_epochs"], training_cfg["finetune_learning_rate"]))
+    for phase, epochs, learning_rate in phases:
+        set_phase(base, phase, model_cfg)
+        compile_model(model, num_classes, learning_rate)  # recompile: trainable flags changed
+        callbacks = [
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=training_cfg["early_stopping_patience"]),
+            keeper,
+            keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
+        ]
+        history = model.fit(
+            train_ds,
+            validation_data=eval_ds,
+            initial_epoch=epochs_done,
+            epochs=epochs_done + epochs,
+            callbacks=callbacks,
+            verbose=2,
+        )
+        for i, epoch in enumerate(history.epoch):
+            row = {"epoch": epoch + 1, "phase": phase, "trainable_params": _count(model.trainable_weights)}
+            row.update({k: float(v[i]) for k, v in history.history.items()})
+            rows.append(row)
+        epochs_done += len(history.epoch)
+    keeper.restore(model)
+    return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best}
+
+
+def _count(weights) -> int:
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def write_history(history: Dict[str, Any], path: str) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(history, f, indent=2)
