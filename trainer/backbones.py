@@ -21,9 +21,9 @@ class Backbone:
     keras_application: str  # attribute of tf.keras.applications
 
     def build(self, input_size: int, weights: Any, alpha: float = 1.0):
-        import tensorflow as tf
+        import tf_keras
 
-        factory: Callable = getattr(tf.keras.applications, self.keras_application)
+        factory: Callable = getattr(tf_keras.applications, self.keras_application)
         kwargs: Dict[str, Any] = dict(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
         if self.name == "mobilenet_v2":
             kwargs["alpha"] = alpha

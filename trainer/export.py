@@ -23,7 +23,7 @@ EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
 class ServingModule(tf.Module):
     """Holds the Keras model, the Transform layer and the class names, and defines the signatures."""
 
-    def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput, class_names: List[str],
+    def __init__(self, model, tft_output: tft.TFTransformOutput, class_names: List[str],
                  image_key: str, label_key: str):
         super().__init__()
         self.model = model

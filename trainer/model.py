@@ -1,6 +1,6 @@
 """The recipe's model: augmentation -> backbone (training=False) -> GAP -> Dropout -> Dense, and its phases.
 
-tf.keras here is tf_keras (Keras 2), which TFT and TFMA require.
+Keras 2 (tf_keras), which TFT and TFMA require.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import logging
 from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
+import tf_keras as keras
 
 from pipeline.configs import ConfigError
 from trainer.backbones import BACKBONES
 from trainer.transform import IMAGE_XF
 
-keras = tf.keras
 log = logging.getLogger(__name__)
 
 

@@ -6,6 +6,7 @@ import logging
 import os
 
 import tensorflow as tf
+import tf_keras
 import tensorflow_transform as tft
 
 from trainer.data import make_dataset
@@ -28,7 +29,7 @@ def run_fn(fn_args) -> None:
     cfg = fn_args.custom_config
     model_cfg, training_cfg, data_cfg = cfg["model"], cfg["training"], cfg["data"]
     image_size = int(cfg["image_size"])
-    tf.keras.utils.set_random_seed(training_cfg["seed"])
+    tf_keras.utils.set_random_seed(training_cfg["seed"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tft_output)
     log.info("classes (id order): %s", names)

@@ -8,10 +8,10 @@ from typing import Any, Dict, List
 
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 
 from trainer.model import compile_model, set_phase
 
-keras = tf.keras
 
 
 class KeepBestWeights(keras.callbacks.Callback):

@@ -1,0 +1,136 @@
+"""ImageFolderExampleGen's executor on real files: splits, determinism, bad files, layout errors."""
+
+import json
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import proto_utils
+
+from components.image_folder_example_gen.component import ImageIngestReport, make_configs
+from components.image_folder_example_gen.executor import REPORT_FILE, Executor, ImageIngestError
+from components.image_folder_example_gen.layout import given_splits
+
+
+def _run(input_base, out_dir, split_ratios=None):
+    """Run the executor as TFX would; returns ({split: [(filename, label)]}, report dict)."""
+    splits = given_splits(input_base)
+    input_config, output_config = make_configs(splits, split_ratios or {"train": 80, "eval": 20})
+    examples = standard_artifacts.Examples()
+    examples.uri = os.path.join(out_dir, "examples")
+    report = ImageIngestReport()
+    report.uri = os.path.join(out_dir, "report")
+    os.makedirs(report.uri, exist_ok=True)
+    Executor().Do(
+        {},
+        {"examples": [examples], "ingest_report": [report]},
+        {
+            "input_base": input_base,
+            "input_config": proto_utils.proto_to_json(input_config),
+            "output_config": proto_utils.proto_to_json(output_config),
+            "output_data_format": 6,  # FORMAT_TF_EXAMPLE
+            "output_file_format": 5,  # FORMAT_TFRECORDS_GZIP
+        },
+    )
+    out = {}
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        rows = []
+        for path in tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")):
+            for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
+                ex = tf.train.Example.FromString(record.numpy())
+                f = ex.features.feature
+                rows.append((f["filename"].bytes_list.value[0].decode(), f["label"].bytes_list.value[0].decode()))
+                assert f["image"].bytes_list.value[0]
+        out[split] = sorted(rows)
+    with open(os.path.join(report.uri, REPORT_FILE)) as f:
+        return out, json.load(f)
+
+
+def test_hash_split_is_deterministic_and_follows_ratios(demo_images, tmp_path):
+    first, report = _run(demo_images, str(tmp_path / "a"))
+    second, _ = _run(demo_images, str(tmp_path / "b"))
+    assert first == second
+    assert set(first) == {"train", "eval"}
+    total = len(first["train"]) + len(first["eval"])
+    assert total == 120 and report["valid_images"] == 120 and report["skipped_files"] == 0
+    assert 0.65 < len(first["train"]) / total < 0.92
+    assert not set(first["train"]) & set(first["eval"])
+    assert {label for _, label in first["train"]} == {"night", "sunny"}
+    assert all(name.startswith(label + "/") for name, label in first["train"])
+    three, _ = _run(demo_images, str(tmp_path / "c"), {"train": 80, "eval": 10, "test": 10})
+    assert set(three) == {"train", "eval", "test"}
+
+
+def _copy_tree(src, dst):
+    shutil.copytree(src, dst)
+    return str(dst)
+
+
+def test_bad_files_are_skipped_counted_and_listed(demo_images, tmp_path):
+    root = _copy_tree(demo_images, tmp_path / "data")
+    with open(os.path.join(root, "night", "truncated.jpg"), "wb") as f:
+        f.write(open(os.path.join(root, "night", "night_0000.jpg"), "rb").read()[:200])
+    with open(os.path.join(root, "sunny", "notes.txt"), "w") as f:
+        f.write("not an image")
+    with open(os.path.join(root, "sunny", "fake.png"), "w") as f:
+        f.write("<html>")
+    Image.new("RGB", (10, 10), (1, 2, 3)).save(os.path.join(root, "sunny", "tiny.gif"))
+    splits, report = _run(root, str(tmp_path / "out"))
+    assert report["valid_images"] == 121  # the GIF is a real image
+    assert report["skipped_files"] == 3
+    skipped = {r["path"]: r["reason"] for r in report["skipped"]}
+    assert set(skipped) == {"night/truncated.jpg", "sunny/notes.txt", "sunny/fake.png"}
+    assert "unsupported file type" in skipped["sunny/notes.txt"]
+    assert "not a decodable image" in skipped["sunny/fake.png"]
+    names = {name for rows in splits.values() for name, _ in rows}
+    assert "sunny/tiny.gif" in names and not names & set(skipped)
+
+
+def test_given_splits_are_kept(demo_images, tmp_path):
+    root = tmp_path / "split"
+    for split, cls_range in (("train", range(0, 40)), ("validation", range(40, 60))):
+        for cls in ("night", "sunny"):
+            os.makedirs(root / split / cls)
+            for i in cls_range:
+                name = f"{cls}_{i:04d}.jpg"
+                shutil.copy(os.path.join(demo_images, cls, name), root / split / cls / name)
+    splits, report = _run(str(root), str(tmp_path / "out"))
+    assert set(splits) == {"train", "eval"}
+    assert len(splits["train"]) == 80 and len(splits["eval"]) == 40
+    assert all(name.startswith("validation/") for name, _ in splits["eval"])
+    assert report["valid_per_class"] == {"train": {"night": 40, "sunny": 40}, "validation": {"night": 20, "sunny": 20}}
+
+
+def test_class_sets_must_agree_across_splits(demo_images, tmp_path):
+    root = tmp_path / "split"
+    shutil.copytree(demo_images, root / "train")
+    os.makedirs(root / "validation" / "night")
+    shutil.copy(os.path.join(demo_images, "night", "night_0000.jpg"), root / "validation" / "night")
+    os.makedirs(root / "validation" / "cloudy")
+    shutil.copy(os.path.join(demo_images, "night", "night_0001.jpg"), root / "validation" / "cloudy")
+    with pytest.raises(ImageIngestError, match="class folders differ between splits"):
+        _run(str(root), str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "does not exist"),
+    ("one_class", "found 1 class folder"),
+    ("empty_class", "class 'empty' is empty"),
+    ("all_corrupt_class", r"class\(es\) \['broken'\].*have no valid image.*broken/a.jpg"),
+])
+def test_unusable_folders_fail_with_a_clear_message(demo_images, tmp_path, case, message):
+    root = tmp_path / "data"
+    if case != "missing":
+        shutil.copytree(os.path.join(demo_images, "night"), root / "night")
+    if case in ("empty_class", "all_corrupt_class"):
+        shutil.copytree(os.path.join(demo_images, "sunny"), root / "sunny")
+    if case == "empty_class":
+        os.makedirs(root / "empty")
+    if case == "all_corrupt_class":
+        os.makedirs(root / "broken")
+        (root / "broken" / "a.jpg").write_bytes(b"\xff\xd8 not really")
+    with pytest.raises((ImageIngestError, FileNotFoundError), match=message):
+        _run(str(root), str(tmp_path / "out"))

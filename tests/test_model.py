@@ -1,0 +1,114 @@
+"""The recipe's model: parameter counts, trainable flags per phase and strategy, BatchNorm, head and loss."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from pipeline.configs import ModelConfig
+from trainer.model import build_model, compile_model, first_unfrozen_layer, probabilities, set_phase
+
+
+
+def _cfg(**overrides):
+    cfg = vars(ModelConfig())
+    cfg.update(overrides)
+    return cfg
+
+
+def _counts(model):
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    return trainable + non_trainable, trainable, non_trainable
+
+
+@pytest.fixture(scope="module")
+def xception():
+    return build_model(_cfg(), 150, 2, weights=None)
+
+
+def test_default_xception_matches_recipe_parameter_counts(xception):
+    model, base = xception
+    assert base.output_shape == (None, 5, 5, 2048)
+    set_phase(base, 1, _cfg())
+    assert _counts(model) == (20_863_529, 2_049, 20_861_480)
+    set_phase(base, 2, _cfg(strategy=1))
+    assert _counts(model) == (20_863_529, 20_809_001, 54_528)
+
+
+def test_base_called_in_inference_mode_and_head_layers(xception):
+    model, base = xception
+    names = [layer.name for layer in model.layers]
+    assert names[-3:] == ["avg_pool", "dropout", "logits"]
+    assert model.get_layer("dropout").rate == 0.2
+    augmentation = model.get_layer("augmentation")
+    assert [type(layer).__name__ for layer in augmentation.layers] == ["RandomFlip", "RandomRotation"]
+    # The base's call was recorded with training=False.
+    node = base.inbound_nodes[-1]
+    assert node.call_kwargs.get("training") is False
+
+
+def test_strategy_two_unfreezes_only_the_top_of_the_base(xception):
+    model, base = xception
+    cfg = _cfg(strategy=2, unfreeze_fraction=0.25)
+    set_phase(base, 2, cfg)
+    cut = first_unfrozen_layer(base, cfg)
+    assert 0 < cut < len(base.layers)
+    assert not any(layer.trainable for layer in base.layers[:cut])
+    assert all(layer.trainable for layer in base.layers[cut:])
+    _, trainable, _ = _counts(model)
+    assert 2_049 < trainable < 20_809_001
+    by_name = _cfg(strategy=2, unfreeze_from_layer="block14_sepconv1")
+    set_phase(base, 2, by_name)
+    assert base.get_layer("block13_sepconv2").trainable is False
+    assert base.get_layer("block14_sepconv1").trainable is True
+    with pytest.raises(ValueError, match="not a layer"):
+        first_unfrozen_layer(base, _cfg(strategy=2, unfreeze_from_layer="nope"))
+
+
+def test_strategy_three_has_no_phase_two(xception):
+    _, base = xception
+    with pytest.raises(ValueError, match="no phase 2"):
+        set_phase(base, 2, _cfg(strategy=3))
+
+
+@pytest.mark.parametrize("num_classes, units, loss", [
+    (2, 1, keras.losses.BinaryCrossentropy),
+    (5, 5, keras.losses.SparseCategoricalCrossentropy),
+])
+def test_head_and_loss_follow_class_count(num_classes, units, loss):
+    model, base = build_model(_cfg(backbone="mobilenet_v2", alpha=0.35), 96, num_classes, weights=None)
+    assert model.get_layer("logits").units == units
+    compile_model(model, num_classes, 1e-3)
+    assert isinstance(model.loss, loss) and model.loss.get_config()["from_logits"]
+    probs = probabilities(model(tf.zeros([3, 96, 96, 3])), num_classes).numpy()
+    assert probs.shape == (3, num_classes)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_phase_two_step_leaves_batchnorm_statistics_unchanged():
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35)
+    model, base = build_model(cfg, 96, 2, weights=None)
+    set_phase(base, 2, cfg)
+    compile_model(model, 2, 1e-2)
+    moving = [w for w in base.weights if "moving_" in w.name]
+    assert moving and all(not w.trainable for w in moving)
+    kernels = [w for w in base.trainable_weights if "kernel" in w.name]
+    before_moving = [w.numpy().copy() for w in moving]
+    before_kernels = [w.numpy().copy() for w in kernels]
+    x = tf.random.uniform([8, 96, 96, 3], -1, 1, seed=1)
+    y = tf.constant([0, 1] * 4, dtype=tf.float32)
+    model.train_on_batch(x, y)
+    for a, w in zip(before_moving, moving):
+        np.testing.assert_array_equal(a, w.numpy())
+    # The step did train the unfrozen base, while BatchNorm statistics stayed.
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before_kernels, kernels))
+
+
+@pytest.mark.parametrize("backbone, size", [("efficientnet_b0", 64), ("resnet50", 64)])
+def test_other_backbones_build_with_their_pixel_scaling(backbone, size):
+    model, _ = build_model(_cfg(backbone=backbone), size, 3, weights=None)
+    layer_names = [layer.name for layer in model.layers]
+    assert "to_0_255" in layer_names
+    assert ("caffe_preprocess" in layer_names) == (backbone == "resnet50")
+    assert model(tf.zeros([1, size, size, 3])).shape == (1, 3)
