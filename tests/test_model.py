@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
-import tf_keras as keras
+from trainer.keras2 import keras, tf
 
 from pipeline.configs import ModelConfig
 from trainer.model import build_model, compile_model, first_unfrozen_layer, probabilities, set_phase
@@ -112,3 +111,22 @@ def test_other_backbones_build_with_their_pixel_scaling(backbone, size):
     assert "to_0_255" in layer_names
     assert ("caffe_preprocess" in layer_names) == (backbone == "resnet50")
     assert model(tf.zeros([1, size, size, 3])).shape == (1, 3)
+
+
+def test_random_init_batchnorm_calibration_gives_informative_features():
+    from trainer.model import calibrate_batchnorm
+
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35)
+    model, base = build_model(cfg, 96, 2, weights=None)
+    features = keras.Model(model.input, model.get_layer("avg_pool").output)
+    bright = tf.random.uniform([16, 96, 96, 3], 0.2, 1.0, seed=2)
+    dark = tf.random.uniform([16, 96, 96, 3], -1.0, -0.2, seed=3)
+    images = tf.concat([bright, dark], axis=0)
+    assert float(tf.math.reduce_std(features(images))) < 1e-6  # random BatchNorm stats: features vanish
+    set_phase(base, 1, cfg)
+    calibrate_batchnorm(model, base, images)
+    assert base.trainable is False
+    out = features(images).numpy()
+    assert out.std() > 1e-3
+    # The two kinds of image are told apart by the (untrained) features.
+    assert np.abs(out[:16].mean(axis=0) - out[16:].mean(axis=0)).max() > 1e-3

@@ -18,12 +18,12 @@ class Backbone:
     # "minus_one_to_one": inputs already right; "zero_to_255": EfficientNet rescales inside itself;
     # "caffe": ResNet50's BGR mean subtraction on [0, 255].
     pixel_scaling: str
-    keras_application: str  # attribute of tf.keras.applications
+    keras_application: str  # attribute of keras.applications
 
     def build(self, input_size: int, weights: Any, alpha: float = 1.0):
-        import tf_keras
+        from trainer.keras2 import keras
 
-        factory: Callable = getattr(tf_keras.applications, self.keras_application)
+        factory: Callable = getattr(keras.applications, self.keras_application)
         kwargs: Dict[str, Any] = dict(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
         if self.name == "mobilenet_v2":
             kwargs["alpha"] = alpha

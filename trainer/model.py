@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, Optional, Tuple
 
-import tensorflow as tf
-import tf_keras as keras
+from trainer.keras2 import keras, tf
 
 from pipeline.configs import ConfigError
 from trainer.backbones import BACKBONES
@@ -129,3 +128,24 @@ def probabilities(logits: tf.Tensor, num_classes: int) -> tf.Tensor:
         return tf.stack([1.0 - positive, positive], axis=1)
     return tf.nn.softmax(logits, axis=-1)
 
+
+
+def calibrate_batchnorm(model: keras.Model, base: keras.Model, images: tf.Tensor) -> None:
+    """Random init only: set the base's BatchNorm moving statistics from a batch of training images.
+
+    The base is always called with training=False, so its BatchNorm layers use their moving statistics;
+    freshly initialised ones (mean 0, variance 1) normalise nothing and the activations of a deep random
+    network fade to ~0, leaving the head nothing to learn from. One training-mode pass with momentum 0
+    makes them the data's statistics, as pretrained weights would have them.
+    """
+    to_base_input = keras.Model(model.input, base.get_input_at(len(base.inbound_nodes) - 1))
+    layers = [layer for layer in base.submodules if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [(layer.momentum, layer.trainable) for layer in layers]
+    trainable = base.trainable
+    base.trainable = True  # a frozen BatchNorm ignores training=True
+    for layer in layers:
+        layer.momentum = 0.0
+    base(to_base_input(images, training=False), training=True)
+    for layer, (momentum, layer_trainable) in zip(layers, saved):
+        layer.momentum, layer.trainable = momentum, layer_trainable
+    base.trainable = trainable

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 import os
 
-import tensorflow as tf
-import tf_keras
+from trainer.keras2 import keras, tf
 import tensorflow_transform as tft
 
 from trainer.data import make_dataset
 from trainer.export import ServingModule, export_saved_model
-from trainer.model import build_model, resolve_weights
+from trainer.model import build_model, calibrate_batchnorm, resolve_weights
 from trainer.train import train_two_phases, write_history
 from trainer.transform import LABEL_VOCAB
 
@@ -29,7 +28,7 @@ def run_fn(fn_args) -> None:
     cfg = fn_args.custom_config
     model_cfg, training_cfg, data_cfg = cfg["model"], cfg["training"], cfg["data"]
     image_size = int(cfg["image_size"])
-    tf_keras.utils.set_random_seed(training_cfg["seed"])
+    keras.utils.set_random_seed(training_cfg["seed"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tft_output)
     log.info("classes (id order): %s", names)
@@ -42,8 +41,11 @@ def run_fn(fn_args) -> None:
 
     weights = resolve_weights(model_cfg, image_size)
     model, base = build_model(model_cfg, image_size, len(names), weights, training_cfg["seed"])
+    train_ds = dataset(fn_args.train_files, True)
+    if weights is None:
+        calibrate_batchnorm(model, base, tf.concat([x for x, _ in train_ds.take(4)], axis=0))
     history = train_two_phases(
-        model, base, dataset(fn_args.train_files, True), dataset(fn_args.eval_files, False),
+        model, base, train_ds, dataset(fn_args.eval_files, False),
         len(names), model_cfg, training_cfg, fn_args.model_run_dir,
     )
     history.update({"classes": names, "weights": model_cfg["weights"] if weights else "none (random init)"})

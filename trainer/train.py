@@ -7,8 +7,7 @@ import math
 from typing import Any, Dict, List
 
 import numpy as np
-import tensorflow as tf
-import tf_keras as keras
+from trainer.keras2 import keras, tf
 
 from trainer.model import compile_model, set_phase
 
