@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 from pipeline.configs import ConfigError, PipelineConfig, demo_config
@@ -98,17 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_warnings() -> None:
+    """google-api-core warns about Python 3.10 once per package (hundreds of lines); Beam workers inherit this."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             cfg = config_from_args(args)
-            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+            _quiet_library_warnings()
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             from pipeline import local_runner
 
             local_runner.run(cfg)
-            print(f"Pipeline finished. Blessed models are pushed under {cfg.serving_model_dir}")
+            from pipeline import run_summary
+
+            print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
     except ConfigError as err:
         parser.exit(2, f"tfx-image-finetune: error: {err}\n")
     except (ValueError, FileNotFoundError) as err:  # bad data: ImageIngestError, DataAnomaliesError, ...

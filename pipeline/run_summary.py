@@ -1,0 +1,66 @@
+"""What a finished run did, read back from its MLMD store and artifacts (for the CLI's last lines and tests)."""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Dict, List, Optional
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+State = metadata_store_pb2.Execution.State
+
+
+def store(metadata_path: str) -> mlmd.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    return mlmd.MetadataStore(config)
+
+
+def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
+    """{node id: state of its latest execution} (COMPLETE, CACHED, FAILED, ...)."""
+    s = store(metadata_path)
+    out = {}
+    for ctx in s.get_contexts_by_type("node"):
+        latest = max(s.get_executions_by_context(ctx.id), key=lambda e: e.id)
+        out[ctx.name[len(pipeline_name) + 1:]] = State.Name(latest.last_known_state)
+    return out
+
+
+def latest_artifact_uri(metadata_path: str, type_name: str) -> Optional[str]:
+    artifacts = store(metadata_path).get_artifacts_by_type(type_name)
+    return max(artifacts, key=lambda a: a.id).uri if artifacts else None
+
+
+def blessed(metadata_path: str) -> bool:
+    uri = latest_artifact_uri(metadata_path, "ModelBlessing")
+    return bool(uri) and os.path.exists(os.path.join(uri, "BLESSED"))
+
+
+def pushed_versions(serving_model_dir: str) -> List[str]:
+    """Complete versions under a TF Serving model folder, oldest first."""
+    found = [os.path.basename(p) for p in glob.glob(os.path.join(serving_model_dir, "*"))
+             if os.path.isfile(os.path.join(p, "saved_model.pb"))]
+    return sorted((v for v in found if v.isdigit()), key=int)
+
+
+def eval_metrics(metadata_path: str) -> Dict[str, float]:
+    """The latest Evaluator's overall-slice metrics, e.g. {'binary_accuracy': 0.93, 'example_count': 500}."""
+    import tensorflow_model_analysis as tfma
+
+    uri = latest_artifact_uri(metadata_path, "ModelEvaluation")
+    if not uri:
+        return {}
+    metrics = tfma.load_eval_result(uri).slicing_metrics[0][1][""][""]
+    return {name: float(value["doubleValue"]) for name, value in metrics.items() if "doubleValue" in value}
+
+
+def describe(metadata_path: str, serving_model_dir: str) -> str:
+    metrics = eval_metrics(metadata_path)
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k != "example_count")
+    versions = pushed_versions(serving_model_dir)
+    if blessed(metadata_path):
+        where = os.path.join(serving_model_dir, versions[-1]) if versions else serving_model_dir
+        return f"Model BLESSED ({shown}); serving version: {where}"
+    return f"Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}"
