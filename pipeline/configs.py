@@ -213,7 +213,7 @@ def demo_config(output_dir: str = "outputs") -> PipelineConfig:
     cfg = PipelineConfig()
     cfg.runtime.output_dir = output_dir
     cfg.model.allow_random_init = True
-    cfg.training.head_epochs = 10
+    cfg.training.head_epochs = 5
     cfg.training.finetune_epochs = 1
     cfg.eval.accuracy_threshold = 0.6
     return cfg

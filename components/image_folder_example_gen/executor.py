@@ -58,7 +58,7 @@ class _ReadImage(beam.DoFn):
         split_dir = parts[0] if len(parts) > 2 else ""
         row = {"path": relative, "label": label, "split_dir": split_dir}
         if tf.io.gfile.isdir(path):
-            return  # a nested folder is not a file of the class
+            return []  # a nested folder is not a file of the class
         extension = os.path.splitext(path)[1].lower()
         if extension not in IMAGE_EXTENSIONS:
             reason = f"unsupported file type {extension or '(no extension)'!r}"
@@ -70,14 +70,13 @@ class _ReadImage(beam.DoFn):
             except (OSError, tf.errors.OpError) as err:
                 reason = f"unreadable: {err}"
         if reason:
-            yield beam.pvalue.TaggedOutput("report", json.dumps({**row, "ok": False, "reason": reason}))
-            return
-        yield tf.train.Example(features=tf.train.Features(feature={
+            return [beam.pvalue.TaggedOutput("report", json.dumps({**row, "ok": False, "reason": reason}))]
+        example = tf.train.Example(features=tf.train.Features(feature={
             "image": _bytes_feature(data),
             "label": _bytes_feature(label.encode("utf-8")),
             "filename": _bytes_feature(relative.encode("utf-8")),
         }))
-        yield beam.pvalue.TaggedOutput("report", json.dumps({**row, "ok": True}))
+        return [example, beam.pvalue.TaggedOutput("report", json.dumps({**row, "ok": True}))]
 
 
 @beam.ptransform_fn

@@ -1,0 +1,64 @@
+"""preprocessing_fn through real tf.Transform (Beam): shapes, [-1, 1] range, label vocabulary, int labels."""
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from PIL import Image
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from trainer.transform import IMAGE_XF, LABEL_VOCAB, LABEL_XF, preprocessing_fn
+
+
+def _encoded(color, size=(37, 23), fmt="JPEG"):
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _analyze_and_transform(rows, label_spec, tmp_path, image_size=32):
+    feature_spec = {"image": tf.io.FixedLenFeature([1], tf.string), "label": label_spec}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(feature_spec))
+    config = {"data": {"image_key": "image", "label_key": "label"}, "image_size": image_size}
+    with tft_beam.Context(temp_dir=str(tmp_path / "tft_tmp"), force_tf_compat_v1=False):
+        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing_fn(inputs, config))
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform_fn"))
+    return transformed, tft.TFTransformOutput(str(tmp_path / "transform_fn"))
+
+
+def test_images_are_decoded_resized_and_scaled_to_minus_one_one(tmp_path):
+    rows = [
+        {"image": [_encoded((255, 255, 255))], "label": [b"sunny"]},
+        {"image": [_encoded((0, 0, 0), fmt="PNG")], "label": [b"night"]},
+        {"image": [_encoded((255, 0, 0), size=(200, 90), fmt="GIF")], "label": [b"sunny"]},
+        {"image": [_encoded((128, 128, 128), fmt="BMP")], "label": [b"sunny"]},
+    ]
+    transformed, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
+    images = np.stack([row[IMAGE_XF] for row in transformed])
+    assert images.shape == (4, 32, 32, 3) and images.dtype == np.float32
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    np.testing.assert_allclose(images[0], 1.0, atol=1e-2)   # white
+    np.testing.assert_allclose(images[1], -1.0, atol=1e-2)  # black
+    np.testing.assert_allclose(images[2][..., 0], 1.0, atol=2e-2)  # red GIF: R channel high
+    np.testing.assert_allclose(images[3], 128 / 127.5 - 1, atol=1e-2)
+    vocab = [v.decode() for v in output.vocabulary_by_name(LABEL_VOCAB)]
+    assert vocab == ["sunny", "night"]  # most frequent first
+    assert [int(row[LABEL_XF]) for row in transformed] == [0, 1, 0, 0]
+
+
+def test_integer_labels_from_tfrecords_get_a_vocabulary_too(tmp_path):
+    rows = [{"image": [_encoded((10 * i, 0, 0))], "label": [i % 2]} for i in range(6)]
+    transformed, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.int64), tmp_path, 16)
+    vocab = sorted(v.decode() for v in output.vocabulary_by_name(LABEL_VOCAB))
+    assert vocab == ["0", "1"]
+    assert {int(row[LABEL_XF]) for row in transformed} == {0, 1}
+
+
+def test_a_non_image_fails_with_invalid_argument(tmp_path):
+    rows = [{"image": [b"definitely not an image"], "label": [b"a"]}, {"image": [_encoded((1, 1, 1))], "label": [b"b"]}]
+    with pytest.raises(Exception, match="(?i)unknown image file format|invalid"):
+        _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
