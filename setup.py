@@ -15,6 +15,8 @@ setup(
         "components",
         "components.image_folder_example_gen",
         "components.validation_gate",
+        "components.hyperparameters",
+        "components.pusher",
         "trainer",
         "kubeflow",
         "schema",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -12,13 +13,12 @@ from typing import List, Optional
 from pipeline.configs import ConfigError, PipelineConfig, demo_config
 
 DEFAULTS = PipelineConfig()
+BACKBONE_CHOICES = ["xception", "mobilenet_v2", "efficientnet_b0", "resnet50"]
 
 
-def _run_parser(sub) -> None:
-    p = sub.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, Beam DirectRunner)")
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """The pipeline's own knobs: the same for a local run and a cloud compile."""
     d, m, t, e, r = DEFAULTS.data, DEFAULTS.model, DEFAULTS.training, DEFAULTS.eval, DEFAULTS.runtime
-    p.add_argument("--demo", action="store_true",
-                   help="the generated demo images, a few epochs, and random init if ImageNet weights cannot be fetched")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="image folder (<root>/<class>/<img>, or already split into train/ and "
                                   "validation/ or eval/ [and test/]); default: generated demo images")
@@ -26,12 +26,14 @@ def _run_parser(sub) -> None:
     g.add_argument("--tfrecord-pattern", default=d.tfrecord_pattern, help="TFRecord files, relative to --data")
     g.add_argument("--image-key", default=d.image_key)
     g.add_argument("--label-key", default=d.label_key)
-    g.add_argument("--num-classes", type=int, help="class count (required with --source tfrecord)")
+    g.add_argument("--num-classes", type=int, help="class count (required with --source tfrecord and in the cloud)")
     g.add_argument("--split", default=f"{d.train_ratio},{d.eval_ratio}",
                    help="train,eval[,test] percentages for an unsplit folder (default %(default)s)")
+    g.add_argument("--split-folders", help="'train,validation[,test]' for an already-split root, 'none' for an "
+                                           "unsplit one (default: look at the folder)")
     g.add_argument("--infer-schema", action="store_true", help="SchemaGen inference instead of schema/")
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default=m.backbone, choices=["xception", "mobilenet_v2", "efficientnet_b0", "resnet50"])
+    g.add_argument("--backbone", default=m.backbone, choices=BACKBONE_CHOICES)
     g.add_argument("--alpha", type=float, default=m.alpha, help="MobileNetV2 width multiplier")
     g.add_argument("--image-size", type=int, help="input side in pixels (default: the backbone's)")
     g.add_argument("--weights", default=m.weights, help="'imagenet', 'none' or a weights file PATH")
@@ -51,20 +53,45 @@ def _run_parser(sub) -> None:
     g.add_argument("--serving-dir", help="TF Serving model base (default: <output>/serving)")
     g.add_argument("--model-name", default=DEFAULTS.serving.model_name)
     g = p.add_argument_group("runtime")
-    g.add_argument("--output", default=r.output_dir, help="pipeline root, metadata and default serving dir")
     g.add_argument("--pipeline-name", default=r.pipeline_name)
     g.add_argument("--no-cache", action="store_true")
-    g.add_argument("--beam-mode", default=r.direct_running_mode,
-                   choices=["multi_processing", "multi_threading", "in_memory"])
+
+
+def _add_cloud_flags(p: argparse.ArgumentParser, pipeline_root_required: bool) -> None:
+    c = DEFAULTS.cloud
+    g = p.add_argument_group("cloud")
+    g.add_argument("--target", choices=["vertex", "kubeflow"], default=c.target)
+    g.add_argument("--pipeline-root", required=pipeline_root_required,
+                   help="gs:// folder for artifacts (the pipeline root lives below it)")
+    g.add_argument("--project", help="Google Cloud project (required for vertex)")
+    g.add_argument("--region", default=c.region)
+    g.add_argument("--image", help="pipeline image URI (default gcr.io/<project>/tfx-image-finetune:latest)")
+    g.add_argument("--service-account")
+    g.add_argument("--schema-dir", help="folder with schema.pbtxt as the pipeline image sees it "
+                                        "(default: the copy the Dockerfile puts at /pipeline/schema)")
+    g.add_argument("--dataflow", action="store_true", help="run the Beam components on Dataflow")
+    g.add_argument("--dataflow-machine-type", default=c.dataflow_machine_type)
+    g.add_argument("--dataflow-max-workers", type=int, default=c.dataflow_max_workers)
+    g.add_argument("--dataflow-temp-location", help="default: <pipeline-root>/tmp")
+    g.add_argument("--beam-arg", action="append", default=[], metavar="COMPONENT=ARG",
+                   help="extra Beam arg for one component, e.g. Transform=--machine_type=n1-highmem-8 (repeatable)")
+    g.add_argument("--vertex-training", action="store_true", help="Trainer on Vertex AI Training (GPU pool)")
+    g.add_argument("--training-machine-type", default=c.training_machine_type)
+    g.add_argument("--accelerator-type", default=c.accelerator_type)
+    g.add_argument("--accelerator-count", type=int, default=c.accelerator_count)
+    g.add_argument("--vertex-endpoint", help="also upload the blessed model to Vertex AI and deploy to this endpoint")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    cfg = demo_config(args.output) if args.demo else PipelineConfig()
-    if args.demo and args.data:
+    demo = getattr(args, "demo", False)
+    output = getattr(args, "output_dir", None) or DEFAULTS.runtime.output_dir
+    cfg = demo_config(output) if demo else PipelineConfig()
+    if demo and args.data:
         raise ConfigError("--demo uses the generated images; drop --data or --demo")
     d, m, t = cfg.data, cfg.model, cfg.training
     d.path, d.source, d.tfrecord_pattern = args.data, args.source, args.tfrecord_pattern
     d.image_key, d.label_key, d.num_classes, d.infer_schema = args.image_key, args.label_key, args.num_classes, args.infer_schema
+    d.split_folders = args.split_folders
     try:
         ratios = [int(x) for x in args.split.split(",")]
     except ValueError:
@@ -74,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     d.train_ratio, d.eval_ratio, d.test_ratio = (ratios + [0])[:3]
     m.backbone, m.alpha, m.image_size, m.strategy = args.backbone, args.alpha, args.image_size, args.strategy
     m.unfreeze_fraction, m.unfreeze_from_layer = args.unfreeze_fraction, args.unfreeze_from_layer
-    if not args.demo or args.weights != DEFAULTS.model.weights:
+    if not demo or args.weights != DEFAULTS.model.weights:
         m.weights = args.weights
     t.head_epochs = args.head_epochs if args.head_epochs is not None else t.head_epochs
     t.finetune_epochs = args.finetune_epochs if args.finetune_epochs is not None else t.finetune_epochs
@@ -84,9 +111,34 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         cfg.eval.accuracy_threshold = args.accuracy_threshold
     cfg.serving.serving_dir, cfg.serving.model_name = args.serving_dir, args.model_name
     r = cfg.runtime
-    r.output_dir, r.pipeline_name, r.enable_cache, r.direct_running_mode = (
-        args.output, args.pipeline_name, not args.no_cache, args.beam_mode)
-    return cfg.validate()
+    r.output_dir, r.pipeline_name, r.enable_cache = output, args.pipeline_name, not args.no_cache
+    r.direct_running_mode = getattr(args, "beam_mode", r.direct_running_mode)
+    if hasattr(args, "target"):
+        _cloud_from_args(cfg, args)
+    return cfg.validate(local=not hasattr(args, "target"))
+
+
+def _cloud_from_args(cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    from pipeline.configs import validate_for_cloud
+
+    c = cfg.cloud
+    c.target, c.project, c.region, c.image, c.service_account = (
+        args.target, args.project, args.region, args.image, args.service_account)
+    c.dataflow, c.dataflow_machine_type, c.dataflow_max_workers = (
+        args.dataflow, args.dataflow_machine_type, args.dataflow_max_workers)
+    c.dataflow_temp_location = args.dataflow_temp_location
+    for item in args.beam_arg:
+        component, sep, beam_arg = item.partition("=")
+        if not sep or not beam_arg.startswith("--"):
+            raise ConfigError(f"--beam-arg takes COMPONENT=--arg=value, got {item!r}")
+        c.beam_overrides.setdefault(component, []).append(beam_arg)
+    c.vertex_training, c.training_machine_type = args.vertex_training, args.training_machine_type
+    c.accelerator_type, c.accelerator_count, c.vertex_endpoint = (
+        args.accelerator_type, args.accelerator_count, args.vertex_endpoint)
+    cfg.data.schema_dir = args.schema_dir or c.image_schema_dir
+    if args.pipeline_root:
+        cfg.runtime.output_dir = args.pipeline_root
+    validate_for_cloud(cfg)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a pretrained Keras image model with TFX and push it for TF Serving.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    _run_parser(sub)
+
+    run = sub.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, Beam DirectRunner)")
+    run.add_argument("--demo", action="store_true",
+                     help="the generated demo images, a few epochs, and random init if ImageNet weights cannot be fetched")
+    _add_config_flags(run)
+    run.add_argument("--output", dest="output_dir", default=DEFAULTS.runtime.output_dir,
+                     help="pipeline root, metadata and default serving dir (default %(default)s)")
+    run.add_argument("--beam-mode", default=DEFAULTS.runtime.direct_running_mode,
+                     choices=["multi_processing", "multi_threading", "in_memory"])
+
+    compile_ = sub.add_parser("compile", help="compile the pipeline for Vertex AI Pipelines / Kubeflow (KFP v2 JSON)")
+    _add_config_flags(compile_)
+    _add_cloud_flags(compile_, pipeline_root_required=True)
+    compile_.add_argument("--output", dest="spec_file", default="pipeline.json", help="spec file to write")
+
+    submit = sub.add_parser("submit", help="submit a compiled pipeline to Vertex AI Pipelines")
+    _add_config_flags(submit)
+    _add_cloud_flags(submit, pipeline_root_required=True)
+    submit.add_argument("--template", help="compiled spec (default: compile first, to pipeline.json)")
+    submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="pipeline parameter value, e.g. head_epochs=5 (repeatable)")
+    submit.add_argument("--dry-run", action="store_true", help="print the job instead of creating it")
     return parser
 
 
@@ -106,20 +179,52 @@ def _quiet_library_warnings() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
 
 
+def _run(cfg: PipelineConfig) -> None:
+    from pipeline import local_runner, run_summary
+
+    local_runner.run(cfg)
+    print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
+
+
+def _submit(cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    from kubeflow import runner
+
+    template = args.template
+    if template is None:
+        template = runner.compile_pipeline(cfg, "pipeline.json")
+    elif not os.path.isfile(template):
+        raise ConfigError(f"--template: no such file {template!r}")
+    values = runner.pipeline_parameters(template)
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or name not in values:
+            raise ConfigError(f"--param {item!r}: the pipeline's parameters are {sorted(values)}")
+        values[name] = type(values[name])(value) if values[name] is not None else value
+    request = runner.job_request(template, cfg.cloud.project, cfg.cloud.region, cfg.runtime.output_dir,
+                                 cfg.cloud.service_account, values, cfg.runtime.enable_cache)
+    if args.dry_run:
+        print("Would create Vertex AI PipelineJob:")
+        print(json.dumps(request, indent=2))
+        return
+    job = runner.submit(request)
+    print(f"Submitted {job.resource_name}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        cfg = config_from_args(args)
+        _quiet_library_warnings()
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if args.command == "run":
-            cfg = config_from_args(args)
-            _quiet_library_warnings()
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-            from pipeline import local_runner
+            _run(cfg)
+        elif args.command == "compile":
+            from kubeflow import runner
 
-            local_runner.run(cfg)
-            from pipeline import run_summary
-
-            print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
+            print(f"Wrote {runner.compile_pipeline(cfg, args.spec_file)}")
+        elif args.command == "submit":
+            _submit(cfg, args)
     except ConfigError as err:
         parser.exit(2, f"tfx-image-finetune: error: {err}\n")
     except (ValueError, FileNotFoundError) as err:  # bad data: ImageIngestError, DataAnomaliesError, ...

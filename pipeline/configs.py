@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 STRATEGIES = (1, 2, 3)
 SOURCES = ("image_folder", "tfrecord")
@@ -43,6 +43,9 @@ class DataConfig:
     filename_key: str = "filename"
     # Class count; None: counted from the image folder's class folders (required for tfrecord input).
     num_classes: Optional[int] = None
+    # Folders of an already-split root as "train,validation[,test]", "none" for an unsplit root; None: look.
+    # Give it (and num_classes) to compile for the cloud without listing the bucket.
+    split_folders: Optional[str] = None
     # Use the curated schema in schema/ (ImportSchemaGen) unless asked to infer one (SchemaGen).
     infer_schema: bool = False
     schema_dir: str = CURATED_SCHEMA_DIR
@@ -116,6 +119,38 @@ class RuntimeConfig:
 
 
 @dataclass
+class CloudConfig:
+    """Vertex AI Pipelines / Kubeflow Pipelines (KFP v2): used by `compile` and `submit` only."""
+
+    target: str = "vertex"  # or "kubeflow"
+    project: Optional[str] = None
+    region: str = "us-central1"
+    # The pipeline image (Dockerfile: FROM tensorflow/tfx:1.16.0 + this package from the lock).
+    image: Optional[str] = None  # default: gcr.io/<project>/tfx-image-finetune:latest
+    # The curated schema's folder inside that image (the Dockerfile copies schema/ there).
+    image_schema_dir: str = "/pipeline/schema"
+    service_account: Optional[str] = None
+    # Beam components (ExampleGen, StatisticsGen, Transform, Evaluator) on Dataflow.
+    dataflow: bool = False
+    dataflow_machine_type: str = "n1-standard-4"
+    dataflow_max_workers: int = 10
+    dataflow_temp_location: Optional[str] = None  # default: <output_dir>/tmp
+    # Extra Beam args per component id, e.g. {"Transform": ["--machine_type=n1-highmem-8"]}.
+    beam_overrides: Dict[str, List[str]] = field(default_factory=dict)
+    # Trainer on Vertex AI Training with a GPU worker pool.
+    vertex_training: bool = False
+    training_machine_type: str = "n1-standard-8"
+    accelerator_type: str = "NVIDIA_TESLA_T4"
+    accelerator_count: int = 1
+    # Optional Vertex Pusher (model upload + endpoint deploy) beside the file-system push.
+    vertex_endpoint: Optional[str] = None
+
+    @property
+    def image_uri(self) -> str:
+        return self.image or f"gcr.io/{self.project}/tfx-image-finetune:latest"
+
+
+@dataclass
 class PipelineConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -123,6 +158,7 @@ class PipelineConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    cloud: CloudConfig = field(default_factory=CloudConfig)
 
     # Derived locations ----------------------------------------------------------------------------------
     @property
@@ -163,8 +199,8 @@ class PipelineConfig:
             "image_size": self.image_size,
         }
 
-    def validate(self) -> "PipelineConfig":
-        """Raise ConfigError naming the field for any value that cannot work."""
+    def validate(self, local: bool = True) -> "PipelineConfig":
+        """Raise ConfigError naming the field for any value that cannot work (`local`: paths must exist here)."""
         from trainer.backbones import BACKBONES
 
         d, m, t, e = self.data, self.model, self.training, self.eval
@@ -184,7 +220,7 @@ class PipelineConfig:
         _check(self.image_size >= 32, "model.image_size", "must be at least 32 pixels")
         weights = m.weights
         _check(
-            weights in WEIGHTS_KEYWORDS or os.path.isfile(weights) or "://" in weights,
+            weights in WEIGHTS_KEYWORDS or "://" in weights or not local or os.path.isfile(weights),
             "model.weights",
             f"must be 'imagenet', 'none' or an existing weights file, got {weights!r}",
         )
@@ -198,9 +234,32 @@ class PipelineConfig:
             "runtime.direct_running_mode",
             "must be multi_processing, multi_threading or in_memory",
         )
-        if d.path and d.source == "image_folder" and "://" not in d.path:
+        if d.split_folders and d.split_folders != "none":
+            _check(len(d.split_folders.split(",")) in (2, 3), "data.split_folders",
+                   f"must be 'train,validation[,test]' or 'none', got {d.split_folders!r}")
+        if local and d.path and d.source == "image_folder" and "://" not in d.path:
             _check(os.path.isdir(d.path), "data.path", f"{d.path!r} is not a directory")
         return self
+
+
+def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
+    """The extra rules of a cloud run: everything on a shared file system, nothing to discover by listing."""
+    c, d = cfg.cloud, cfg.data
+    _check(c.target in ("vertex", "kubeflow"), "cloud.target", f"must be 'vertex' or 'kubeflow', got {c.target!r}")
+    scheme = "gs://" if c.target == "vertex" else "://"
+    where = "a gs:// URI" if c.target == "vertex" else "a remote URI (gs://, s3://, ...)"
+    _check(c.target != "vertex" or c.project, "cloud.project", "is required for the vertex target (--project)")
+    _check(c.image or c.project, "cloud.image", "is required (--image) when no project names the default image")
+    _check(scheme in cfg.runtime.output_dir, "runtime.output_dir",
+           f"must be {where} for the {c.target} target, got {cfg.runtime.output_dir!r} (--output)")
+    _check(d.path and scheme in d.path, "data.path", f"must be {where} for the {c.target} target, got {d.path!r}")
+    if cfg.serving.serving_dir:
+        _check(scheme in cfg.serving.serving_dir, "serving.serving_dir", f"must be {where}")
+    _check(d.source == "tfrecord" or d.split_folders, "data.split_folders",
+           "is required for a cloud compile (--split-folders train,validation or none)")
+    _check(d.num_classes, "data.num_classes", "is required for a cloud compile (--num-classes)")
+    _check(c.accelerator_count >= 1 or not c.vertex_training, "cloud.accelerator_count", "must be >= 1")
+    return cfg
 
 
 def _check(ok: Any, field_name: str, message: str) -> None:

@@ -6,18 +6,22 @@ Transform -> Trainer -> Evaluator (with the latest blessed model as baseline) ->
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.image_folder_example_gen.component import ImageFolderExampleGen
 from components.image_folder_example_gen.layout import class_folders, given_splits
+from components.hyperparameters.component import TrainingHyperparameters
+from components.hyperparameters.executor import HYPERPARAMETERS
+from components.pusher.component import ServingDirPusher
 from components.validation_gate.component import ValidationGate
 from pipeline.configs import PipelineConfig
 
 PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
+VERTEX_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
 
 
 def example_gen(cfg: PipelineConfig):
@@ -32,16 +36,31 @@ def example_gen(cfg: PipelineConfig):
                 for name, ratio in cfg.split_ratios().items()
             ])),
         )
-    root = data.path or cfg.demo_data_dir
-    return ImageFolderExampleGen(input_base=root, given_splits=given_splits(root), split_ratios=cfg.split_ratios())
+    return ImageFolderExampleGen(
+        input_base=image_root(cfg), given_splits=image_splits(cfg), split_ratios=cfg.split_ratios()
+    )
+
+
+def image_root(cfg: PipelineConfig) -> str:
+    return cfg.data.path or cfg.demo_data_dir
+
+
+def image_splits(cfg: PipelineConfig) -> Optional[Dict[str, str]]:
+    """{tfx split: folder} of an already-split root: from config (no listing) or by looking."""
+    folders = cfg.data.split_folders
+    if folders == "none":
+        return None
+    if folders:
+        return dict(zip(("train", "eval", "test"), folders.split(",")))
+    return given_splits(image_root(cfg))
 
 
 def count_classes(cfg: PipelineConfig) -> int:
     """Number of classes: the config's, else the class folders of the image root (train split if split)."""
     if cfg.data.num_classes:
         return cfg.data.num_classes
-    root = cfg.data.path or cfg.demo_data_dir
-    splits = given_splits(root)
+    splits = image_splits(cfg)
+    root = image_root(cfg)
     return len(class_folders(f"{root.rstrip('/')}/{splits['train']}" if splits else root))
 
 
@@ -76,12 +95,72 @@ def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
     )
 
 
-def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]] = None,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """The whole pipeline for `cfg`; runners differ only in how they run it."""
-    num_classes = count_classes(cfg)
-    custom_config = cfg.trainer_config()
+def evaluation_split(cfg: PipelineConfig) -> str:
+    """The Evaluator judges the test split when there is one, else eval (which also early-stops training)."""
+    splits = image_splits(cfg) if cfg.data.source == "image_folder" else None
+    if splits is not None:
+        return "test" if "test" in splits else "eval"
+    return "test" if cfg.data.test_ratio else "eval"
 
+
+def hyperparameters(cfg: PipelineConfig, runtime_parameters: bool) -> TrainingHyperparameters:
+    """Epochs and learning rates; as RuntimeParameters (pipeline parameters on Vertex/Kubeflow) if asked."""
+    values = {name: getattr(cfg.training, name) for name in HYPERPARAMETERS}
+    if runtime_parameters:
+        values = {
+            name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=HYPERPARAMETERS[name], default=value)
+            for name, value in values.items()
+        }
+    return TrainingHyperparameters(**values)
+
+
+def trainer(cfg: PipelineConfig, **kwargs):
+    """The Trainer: in-process, or on Vertex AI Training with a GPU worker pool when the config asks."""
+    custom_config = cfg.trainer_config()
+    if not cfg.cloud.vertex_training:
+        return tfx.components.Trainer(custom_config=custom_config, **kwargs)
+    vertex = tfx.extensions.google_cloud_ai_platform
+    c = cfg.cloud
+    custom_config.update({
+        vertex.ENABLE_VERTEX_KEY: True,
+        vertex.VERTEX_REGION_KEY: c.region,
+        vertex.TRAINING_ARGS_KEY: {
+            "project": c.project,
+            "worker_pool_specs": [{
+                "machine_spec": {
+                    "machine_type": c.training_machine_type,
+                    "accelerator_type": c.accelerator_type,
+                    "accelerator_count": c.accelerator_count,
+                },
+                "replica_count": 1,
+                "container_spec": {"image_uri": c.image_uri},
+            }],
+        },
+    })
+    return vertex.Trainer(custom_config=custom_config, **kwargs)
+
+
+def vertex_pusher(cfg: PipelineConfig, model, blessing):
+    """Optional: upload the blessed model to Vertex AI and deploy it to an endpoint."""
+    vertex = tfx.extensions.google_cloud_ai_platform
+    c = cfg.cloud
+    return vertex.Pusher(model=model, model_blessing=blessing, custom_config={
+        vertex.ENABLE_VERTEX_KEY: True,
+        vertex.VERTEX_REGION_KEY: c.region,
+        vertex.VERTEX_CONTAINER_IMAGE_URI_KEY: VERTEX_SERVING_IMAGE,
+        vertex.SERVING_ARGS_KEY: {"project_id": c.project, "endpoint_name": c.vertex_endpoint,
+                                  "machine_type": "n1-standard-4"},
+    }).with_id("VertexPusher")
+
+
+def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]] = None,
+                    metadata_connection_config=None, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
+    """The whole pipeline for `cfg`; runners differ only in how they run it.
+
+    `beam_pipeline_args` apply to every Beam component; `cfg.cloud.beam_overrides` add per-component args.
+    `runtime_parameters` turns epochs and learning rates into pipeline parameters (cloud runners).
+    """
+    num_classes = count_classes(cfg)
     gen = example_gen(cfg)
     statistics = tfx.components.StatisticsGen(examples=gen.outputs["examples"])
     if cfg.data.infer_schema or cfg.data.source == "tfrecord":
@@ -101,21 +180,22 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         examples=gen.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=custom_config,
+        custom_config=cfg.trainer_config(),
         materialize=False,
         disable_statistics=True,
     )
     transform.add_upstream_node(gate)
 
-    eval_split = "test" if cfg.data.test_ratio or _has_given_test_split(cfg) else "eval"
-    trainer = tfx.components.Trainer(
+    hparams = hyperparameters(cfg, runtime_parameters)
+    train = trainer(
+        cfg,
+        hyperparameters=hparams.outputs["hyperparameters"],
         run_fn=RUN_FN,
         examples=gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=custom_config,
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -124,30 +204,32 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=gen.outputs["examples"],
-        model=trainer.outputs["model"],
+        model=train.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(cfg, num_classes),
-        example_splits=[eval_split],
+        example_splits=[evaluation_split(cfg)],
     )
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
+    pusher = ServingDirPusher(
+        model=train.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.serving_model_dir)
         ),
-    )
+    ).with_id("Pusher")
+
+    components = [gen, statistics, schema, validator, gate, transform, hparams, train, baseline, evaluator, pusher]
+    if cfg.cloud.vertex_endpoint:
+        components.append(vertex_pusher(cfg, train.outputs["model"], evaluator.outputs["blessing"]))
+    for component in components:
+        extra = cfg.cloud.beam_overrides.get(component.id)
+        if extra:
+            component.with_beam_pipeline_args(extra)
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.runtime.pipeline_name,
         pipeline_root=cfg.pipeline_root,
-        components=[gen, statistics, schema, validator, gate, transform, trainer, baseline, evaluator, pusher],
+        components=components,
         enable_cache=cfg.runtime.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],
     )
 
-
-def _has_given_test_split(cfg: PipelineConfig) -> bool:
-    if cfg.data.source != "image_folder":
-        return False
-    splits = given_splits(cfg.data.path or cfg.demo_data_dir)
-    return bool(splits and "test" in splits)

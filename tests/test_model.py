@@ -130,3 +130,26 @@ def test_random_init_batchnorm_calibration_gives_informative_features():
     assert out.std() > 1e-3
     # The two kinds of image are told apart by the (untrained) features.
     assert np.abs(out[:16].mean(axis=0) - out[16:].mean(axis=0)).max() > 1e-3
+
+
+def test_best_weights_across_both_phases_are_restored():
+    from trainer.train import train_two_phases
+
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, strategy=1)
+    model, base = build_model(cfg, 32, 2, weights=None)
+    x = tf.random.uniform([16, 32, 32, 3], -1, 1, seed=4)
+    y = tf.constant([0.0, 1.0] * 8)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    # Validation labels are the opposite of training's: the more it learns, the worse val_loss gets,
+    # so the best epoch is the first and its weights must be the ones left in the model.
+    val = tf.data.Dataset.from_tensor_slices((x, 1.0 - y)).batch(8)
+    training = {"head_epochs": 3, "finetune_epochs": 2, "head_learning_rate": 0.05,
+                "finetune_learning_rate": 0.05, "early_stopping_patience": 10}
+    history = train_two_phases(model, base, train, val, 2, cfg, training, log_dir="/tmp/unused_tb")
+    assert [row["phase"] for row in history["epochs"]] == [1, 1, 1, 2, 2]
+    val_losses = [row["val_loss"] for row in history["epochs"]]
+    assert history["best_epoch"] == 1 + val_losses.index(min(val_losses))
+    compile_model(model, 2, 1e-3)
+    restored = model.evaluate(val, verbose=0)[0]
+    assert restored == pytest.approx(min(val_losses), rel=1e-3)
+    assert restored < val_losses[-1]

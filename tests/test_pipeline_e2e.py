@@ -12,7 +12,7 @@ from pipeline import run_summary as md
 
 COMPONENTS = [
     "ImageFolderExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
-    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "Transform", "TrainingHyperparameters", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
 ]
 
 
@@ -97,6 +97,8 @@ def test_identical_rerun_is_cached_and_unreachable_threshold_pushes_nothing(firs
     assert states["ImageFolderExampleGen"] == "CACHED"
     assert states["Transform"] == "CACHED"
     assert states["Trainer"] == "CACHED"
+    # The Evaluator re-blesses the same model (now against itself as baseline); it is not pushed again.
+    assert md.pushed_versions(cfg.serving_model_dir) == before
 
     # Demand more than the (identical) last blessed model: the change threshold cannot be met.
     cfg.eval.accuracy_threshold = 1.0

@@ -24,9 +24,19 @@ def class_names(tft_output: tft.TFTransformOutput):
     return names
 
 
+def distribution_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy across the GPUs of a multi-GPU worker (e.g. a Vertex AI Training pool), else default."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def run_fn(fn_args) -> None:
     cfg = fn_args.custom_config
-    model_cfg, training_cfg, data_cfg = cfg["model"], cfg["training"], cfg["data"]
+    model_cfg, training_cfg, data_cfg = cfg["model"], dict(cfg["training"]), cfg["data"]
+    training_cfg.update(fn_args.hyperparameters or {})  # the pipeline's (runtime) parameters win
     image_size = int(cfg["image_size"])
     keras.utils.set_random_seed(training_cfg["seed"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -40,13 +50,15 @@ def run_fn(fn_args) -> None:
         )
 
     weights = resolve_weights(model_cfg, image_size)
-    model, base = build_model(model_cfg, image_size, len(names), weights, training_cfg["seed"])
+    strategy = distribution_strategy()
+    with strategy.scope():
+        model, base = build_model(model_cfg, image_size, len(names), weights, training_cfg["seed"])
     train_ds = dataset(fn_args.train_files, True)
     if weights is None:
         calibrate_batchnorm(model, base, tf.concat([x for x, _ in train_ds.take(4)], axis=0))
     history = train_two_phases(
         model, base, train_ds, dataset(fn_args.eval_files, False),
-        len(names), model_cfg, training_cfg, fn_args.model_run_dir,
+        len(names), model_cfg, training_cfg, fn_args.model_run_dir, strategy,
     )
     history.update({"classes": names, "weights": model_cfg["weights"] if weights else "none (random init)"})
     write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 from trainer.keras2 import keras, tf
@@ -47,6 +47,7 @@ def train_two_phases(
     model_cfg: Dict[str, Any],
     training_cfg: Dict[str, Any],
     log_dir: str,
+    strategy: Optional[tf.distribute.Strategy] = None,
 ) -> Dict[str, Any]:
     """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing."""
     keeper = KeepBestWeights()
@@ -56,8 +57,9 @@ def train_two_phases(
     if model_cfg["strategy"] != 3 and training_cfg["finetune_epochs"] > 0:
         phases.append((2, training_cfg["finetune_epochs"], training_cfg["finetune_learning_rate"]))
     for phase, epochs, learning_rate in phases:
-        set_phase(base, phase, model_cfg)
-        compile_model(model, num_classes, learning_rate)  # recompile: trainable flags changed
+        with (strategy or tf.distribute.get_strategy()).scope():
+            set_phase(base, phase, model_cfg)
+            compile_model(model, num_classes, learning_rate)  # recompile: trainable flags changed
         callbacks = [
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=training_cfg["early_stopping_patience"]),
             keeper,

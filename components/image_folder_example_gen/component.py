@@ -25,7 +25,7 @@ INGEST_REPORT_KEY = "ingest_report"
 class ImageIngestReport(types.Artifact):
     """report.json: valid images per split and class, and every skipped file with the reason."""
 
-    TYPE_NAME = "ImageIngestReport"
+    TYPE_NAME = "tfx_image_finetune.ImageIngestReport"  # KFP v2 wants <namespace>.<Name>
 
 
 class ImageFolderExampleGenSpec(FileBasedExampleGenSpec):

@@ -1,0 +1,10 @@
+"""TFX's Pusher with this project's file-system executor (same spec, inputs and outputs)."""
+
+from tfx.components.pusher.component import Pusher as TfxPusher
+from tfx.dsl.components.base import executor_spec
+
+from components.pusher import executor
+
+
+class ServingDirPusher(TfxPusher):
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)

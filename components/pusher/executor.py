@@ -1,0 +1,73 @@
+"""Push a blessed model to <base>/<version>/ so that TF Serving never sees a partial or repeated version.
+
+- Atomic: the copy goes to a hidden temporary folder beside the versions and is renamed into place; TF
+  Serving's file-system poller only loads all-digit folder names.
+- Versions are increasing integers (the Unix time, or the last version + 1 if that is not larger).
+- Each Trainer model is pushed once: a rerun whose Evaluator re-blesses the same model (e.g. against itself
+  as baseline) points at the version already there instead of copying it again.
+"""
+
+import os
+import time
+import uuid
+from typing import Optional
+
+from absl import logging
+from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+SOURCE_MARKER = os.path.join("assets.extra", "source_model_uri")
+
+
+def versions(base: str):
+    if not fileio.exists(base):
+        return []
+    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base) if name.rstrip("/").isdigit())
+
+
+def version_of(base: str, source_uri: str) -> Optional[int]:
+    """The pushed version made from the Trainer model at `source_uri`, if any."""
+    for version in versions(base):
+        marker = os.path.join(base, str(version), SOURCE_MARKER)
+        if fileio.exists(marker) and io_utils.read_string_file(marker).strip() == source_uri:
+            return version
+    return None
+
+
+def push_atomically(model_path: str, base: str, source_uri: str) -> int:
+    existing = versions(base)
+    version = max(int(time.time()), existing[-1] + 1 if existing else 0)
+    fileio.makedirs(base)
+    staging = os.path.join(base, f".staging-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        io_utils.copy_dir(model_path, staging)
+        io_utils.write_string_file(os.path.join(staging, SOURCE_MARKER), source_uri)
+        fileio.rename(staging, os.path.join(base, str(version)))
+    except BaseException:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+        raise
+    return version
+
+
+class Executor(tfx_pusher_executor.Executor):
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        base = destination.filesystem.base_directory
+        source_uri = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY]).uri
+        version = version_of(base, source_uri)
+        if version is not None:
+            logging.info("Model %s is already served as version %d; not pushing it again.", source_uri, version)
+        else:
+            version = push_atomically(self.GetModelPath(input_dict), base, source_uri)
+            logging.info("Pushed model version %d to %s", version, base)
+        self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))

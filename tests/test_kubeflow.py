@@ -1,0 +1,113 @@
+"""Compile for Vertex AI / Kubeflow (KFP v2) and dry-run a submit: no credentials, no network."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline.cli import main
+
+CLOUD = ["--target", "vertex", "--project", "my-proj", "--region", "europe-west4",
+         "--pipeline-root", "gs://bucket/root", "--data", "gs://bucket/images",
+         "--split-folders", "train,validation", "--num-classes", "2"]
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("kfp") / "pipeline.json")
+    assert main(["compile", *CLOUD, "--image", "europe-docker.pkg.dev/my-proj/repo/tfx-image-finetune:1",
+                 "--dataflow", "--vertex-training", "--accelerator-count", "2",
+                 "--beam-arg", "Transform=--machine_type=n1-highmem-16", "--output", path]) == 0
+    with open(path) as f:
+        return path, json.load(f)
+
+
+def test_spec_parses_as_kfp_pipeline_spec_with_every_component(spec):
+    _, doc = spec
+    parsed = json_format.ParseDict(doc["pipelineSpec"], pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=True)
+    tasks = parsed.root.dag.tasks
+    assert {"ImageFolderExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+            "Transform", "TrainingHyperparameters", "Trainer", "Evaluator", "Pusher"} <= set(tasks)
+    assert doc["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/pipeline_root"
+
+
+def test_dependency_edges_are_the_local_pipeline(spec):
+    _, doc = spec
+    tasks = doc["pipelineSpec"]["root"]["dag"]["tasks"]
+    deps = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
+    assert deps["StatisticsGen"] == {"ImageFolderExampleGen"}
+    assert deps["ExampleValidator"] == {"StatisticsGen", "ImportSchemaGen"}
+    assert deps["ValidationGate"] == {"ExampleValidator"}
+    assert deps["Transform"] == {"ImageFolderExampleGen", "ImportSchemaGen", "ValidationGate"}
+    assert deps["Trainer"] == {"ImageFolderExampleGen", "ImportSchemaGen", "TrainingHyperparameters", "Transform"}
+    assert {"Trainer", "ImageFolderExampleGen"} <= deps["Evaluator"]
+    assert any("resolver" in d for d in deps["Evaluator"])
+    assert deps["Pusher"] == {"Trainer", "Evaluator"}
+
+
+def test_image_and_beam_args_land_in_the_right_components(spec):
+    _, doc = spec
+    executors = doc["pipelineSpec"]["deploymentSpec"]["executors"]
+    image = "europe-docker.pkg.dev/my-proj/repo/tfx-image-finetune:1"
+    assert all(e["container"]["image"] == image for e in executors.values() if "container" in e)
+    for component in ("ImageFolderExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+        args = executors[f"{component}_executor"]["container"]["args"]
+        for expected in ("--runner=DataflowRunner", "--project=my-proj", "--region=europe-west4",
+                         "--temp_location=gs://bucket/root/tmp", f"--sdk_container_image={image}",
+                         "--experiments=upload_graph", "--max_num_workers=10"):
+            assert expected in args, (component, expected)
+    assert "--machine_type=n1-highmem-16" in executors["Transform_executor"]["container"]["args"]
+    assert "--machine_type=n1-highmem-16" not in executors["StatisticsGen_executor"]["container"]["args"]
+
+
+def test_runtime_parameters_and_vertex_training(spec):
+    _, doc = spec
+    declared = doc["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+    assert set(declared) == {"head_epochs", "finetune_epochs", "head_learning_rate", "finetune_learning_rate"}
+    defaults = doc["runtimeConfig"]["parameters"]
+    assert defaults["head_epochs"] == {"intValue": "20"}
+    assert defaults["finetune_learning_rate"] == {"doubleValue": 1e-05}
+    task = doc["pipelineSpec"]["root"]["dag"]["tasks"]["TrainingHyperparameters"]
+    assert task["inputs"]["parameters"]["head_epochs"] == {"componentInputParameter": "head_epochs"}
+    executors = doc["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert "google_cloud_ai_platform.trainer" in " ".join(executors["Trainer_executor"]["container"]["args"])
+    trainer_config = json.loads(
+        doc["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
+        ["runtimeValue"]["constantValue"]["stringValue"])
+    pool = trainer_config["ai_platform_training_args"]["worker_pool_specs"][0]
+    assert pool["machine_spec"]["accelerator_count"] == 2
+    assert trainer_config["ai_platform_enable_vertex"] is True
+    assert trainer_config["data"]["schema_dir"] == "/pipeline/schema"
+
+
+def test_submit_dry_run_shows_the_job(spec, capsys):
+    path, _ = spec
+    assert main(["submit", *CLOUD, "--template", path, "--param", "head_epochs=3",
+                 "--service-account", "sa@my-proj.iam.gserviceaccount.com", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    job = json.loads(out[out.index("{"):])
+    assert job["project"] == "my-proj" and job["location"] == "europe-west4"
+    assert job["pipeline_root"] == "gs://bucket/root" and job["template_path"] == path
+    assert job["service_account"] == "sa@my-proj.iam.gserviceaccount.com"
+    assert job["parameter_values"] == {"head_epochs": 3, "finetune_epochs": 10, "head_learning_rate": 0.001,
+                                       "finetune_learning_rate": 1e-05}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--project", "p", "--pipeline-root", "/local/root", "--data", "gs://b/i"], "runtime.output_dir must be a gs:// URI"),
+    (["--pipeline-root", "gs://b/r", "--data", "gs://b/i"], "cloud.project is required for the vertex target"),
+    (["--project", "p", "--pipeline-root", "gs://b/r", "--data", "/local/images"], "data.path must be a gs:// URI"),
+    (["--project", "p", "--pipeline-root", "gs://b/r", "--data", "gs://b/i", "--num-classes", "2"],
+     "data.split_folders is required"),
+])
+def test_cloud_config_errors_come_before_compiling(args, message, tmp_path):
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "compile", "--target", "vertex", *args,
+                           "--output", str(tmp_path / "p.json")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert time.monotonic() - start < 1.5  # nothing heavy was imported
+    assert not (tmp_path / "p.json").exists()

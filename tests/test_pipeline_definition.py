@@ -1,0 +1,105 @@
+"""create_pipeline(): the components, their wiring and the Evaluator's gate, without running anything."""
+
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from tfx.types import standard_artifacts
+
+from components.validation_gate.executor import DataAnomaliesError, Executor as GateExecutor
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import create_pipeline, eval_config
+
+
+def _cfg(data, **data_overrides):
+    cfg = PipelineConfig()
+    cfg.data.path = data
+    for key, value in data_overrides.items():
+        setattr(cfg.data, key, value)
+    cfg.runtime.output_dir = "/tmp/unused"
+    return cfg
+
+
+def _by_id(pipeline):
+    return {c.id: c for c in pipeline.components}
+
+
+def test_image_folder_pipeline_wiring(demo_images):
+    components = _by_id(create_pipeline(_cfg(demo_images)))
+    assert set(components) == {
+        "ImageFolderExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+        "Transform", "TrainingHyperparameters", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    }
+    transform = components["Transform"]
+    assert components["ValidationGate"] in transform.upstream_nodes  # anomalies stop the run before Transform
+    assert transform.exec_properties["force_tf_compat_v1"] in (0, False)
+    assert transform.outputs.get("transformed_examples") is None  # not materialized
+    assert components["Trainer"].inputs["examples"] is components["ImageFolderExampleGen"].outputs["examples"]
+    assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model_resolver"].outputs["model"]
+    assert components["Pusher"].inputs["model_blessing"] is components["Evaluator"].outputs["blessing"]
+    assert "SchemaGen" not in components
+    inferred = _by_id(create_pipeline(_cfg(demo_images, infer_schema=True)))
+    assert "SchemaGen" in inferred and "ImportSchemaGen" not in inferred
+
+
+def test_tfrecord_source_reaches_the_same_transform(tmp_path):
+    cfg = _cfg(str(tmp_path), source="tfrecord", num_classes=2, image_key="image", label_key="label")
+    components = _by_id(create_pipeline(cfg))
+    assert "ImportExampleGen" in components and "SchemaGen" in components
+    transform = components["Transform"]
+    assert transform.inputs["examples"] is components["ImportExampleGen"].outputs["examples"]
+    assert transform.exec_properties["preprocessing_fn"] == "trainer.transform.preprocessing_fn"
+
+
+def test_eval_config_metrics_and_thresholds_follow_the_class_count():
+    cfg = PipelineConfig()
+    cfg.eval.accuracy_threshold = 0.75
+    binary = eval_config(cfg, 2)
+    names = [m.class_name for m in binary.metrics_specs[0].metrics]
+    assert names == ["ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall"]
+    gate = binary.metrics_specs[0].metrics[1].threshold
+    assert gate.value_threshold.lower_bound.value == 0.75
+    assert gate.change_threshold.absolute.value == pytest.approx(-1e-10)
+    assert binary.model_specs[0].preprocessing_function_names == ["transform_features"]
+    multi = eval_config(cfg, 5)
+    assert [m.class_name for m in multi.metrics_specs[0].metrics] == ["ExampleCount", "SparseCategoricalAccuracy"]
+
+
+def test_given_test_split_is_what_the_evaluator_judges(demo_images, tmp_path):
+    root = tmp_path / "split"
+    for split in ("train", "validation", "test"):
+        shutil.copytree(demo_images, root / split)
+    components = _by_id(create_pipeline(_cfg(str(root))))
+    assert components["Evaluator"].exec_properties["example_splits"] == '["test"]'
+
+
+def _anomalies_artifact(tmp_path, examples):
+    """A real ExampleAnomalies artifact: TFDV validates statistics of `examples` against the curated schema."""
+    from tfx.types import artifact_utils
+    from tfx.utils import io_utils
+
+    from pipeline.configs import CURATED_SCHEMA_DIR
+
+    schema = io_utils.SchemaReader().read(os.path.join(CURATED_SCHEMA_DIR, "schema.pbtxt"))
+    stats = tfdv.generate_statistics_from_dataframe(examples)
+    artifact = standard_artifacts.ExampleAnomalies()
+    artifact.uri = str(tmp_path / "anomalies")
+    artifact.split_names = artifact_utils.encode_split_names(["train"])
+    split_dir = os.path.join(artifact.uri, "Split-train")
+    os.makedirs(split_dir)
+    anomalies = tfdv.validate_statistics(stats, schema)
+    with open(os.path.join(split_dir, "SchemaDiff.pb"), "wb") as f:
+        f.write(anomalies.SerializeToString())
+    return artifact
+
+
+def test_validation_gate_fails_on_anomalies_and_passes_clean_data(tmp_path):
+    import pandas as pd
+
+    good = pd.DataFrame({"image": [b"x", b"y"], "label": [b"a", b"b"], "filename": [b"a/1", b"b/2"]})
+    GateExecutor().Do({"anomalies": [_anomalies_artifact(tmp_path / "good", good)]}, {}, {})
+    bad = pd.DataFrame({"image": [b"x", b"y"], "label": [b"a", b"b"]})  # no filename feature
+    with pytest.raises(DataAnomaliesError, match="feature 'filename'"):
+        GateExecutor().Do({"anomalies": [_anomalies_artifact(tmp_path / "bad", bad)]}, {}, {})
