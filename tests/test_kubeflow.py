@@ -20,7 +20,7 @@ CLOUD = ["--target", "vertex", "--project", "my-proj", "--region", "europe-west4
 def spec(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("kfp") / "pipeline.json")
     assert main(["compile", *CLOUD, "--image", "europe-docker.pkg.dev/my-proj/repo/tfx-image-finetune:1",
-                 "--dataflow", "--vertex-training", "--accelerator-count", "2",
+                 "--dataflow", "--vertex-training", "--accelerator-count", "2", "--vertex-endpoint", "cats",
                  "--beam-arg", "Transform=--machine_type=n1-highmem-16", "--output", path]) == 0
     with open(path) as f:
         return path, json.load(f)
@@ -47,6 +47,9 @@ def test_dependency_edges_are_the_local_pipeline(spec):
     assert {"Trainer", "ImageFolderExampleGen"} <= deps["Evaluator"]
     assert any("resolver" in d for d in deps["Evaluator"])
     assert deps["Pusher"] == {"Trainer", "Evaluator"}
+    assert deps["VertexPusher"] == {"Trainer", "Evaluator"}  # only with --vertex-endpoint
+    assert "lifecycle" in doc["pipelineSpec"]["deploymentSpec"]["executors"]["ImageFolderExampleGen_executor"][
+        "container"]  # TFX's file-based ExampleGen driver: input fingerprints for caching
 
 
 def test_image_and_beam_args_land_in_the_right_components(spec):
