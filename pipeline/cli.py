@@ -52,6 +52,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accuracy-threshold", type=float, help=f"bless at or above (default {e.accuracy_threshold})")
     g.add_argument("--serving-dir", help="TF Serving model base (default: <output>/serving)")
     g.add_argument("--model-name", default=DEFAULTS.serving.model_name)
+    g.add_argument("--keep-versions", type=int, default=DEFAULTS.serving.keep_versions,
+                   help="pushed versions to keep, oldest removed first; 0 keeps all (default %(default)s)")
     g = p.add_argument_group("runtime")
     g.add_argument("--pipeline-name", default=r.pipeline_name)
     g.add_argument("--no-cache", action="store_true")
@@ -110,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if args.accuracy_threshold is not None:
         cfg.eval.accuracy_threshold = args.accuracy_threshold
     cfg.serving.serving_dir, cfg.serving.model_name = args.serving_dir, args.model_name
+    cfg.serving.keep_versions = args.keep_versions
     r = cfg.runtime
     r.output_dir, r.pipeline_name, r.enable_cache = output, args.pipeline_name, not args.no_cache
     r.direct_running_mode = getattr(args, "beam_mode", r.direct_running_mode)
@@ -169,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="pipeline parameter value, e.g. head_epochs=5 (repeatable)")
     submit.add_argument("--dry-run", action="store_true", help="print the job instead of creating it")
+    predict = sub.add_parser("predict", help="classify image files with a pushed model")
+    predict.add_argument("--model-dir", required=True,
+                         help="a pushed version folder, or the model folder (its newest version is used)")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
     return parser
 
 
@@ -214,6 +221,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "predict":
+            _quiet_library_warnings()
+            from pipeline.predict import predict_local
+
+            for path, name, probability in predict_local(args.model_dir, args.images):
+                print(f"{path}\t{name}\t{probability:.4f}")
+            return 0
         cfg = config_from_args(args)
         _quiet_library_warnings()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

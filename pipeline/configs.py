@@ -104,6 +104,8 @@ class ServingConfig:
 
     serving_dir: Optional[str] = None  # default: <output_dir>/serving
     model_name: str = "image_classifier"
+    # How many pushed versions to keep (oldest removed first); 0 keeps all.
+    keep_versions: int = 5
 
 
 @dataclass

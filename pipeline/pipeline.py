@@ -215,6 +215,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.serving_model_dir)
         ),
+        custom_config={"keep_versions": cfg.serving.keep_versions},
     ).with_id("Pusher")
 
     components = [gen, statistics, schema, validator, gate, transform, hparams, train, baseline, evaluator, pusher]

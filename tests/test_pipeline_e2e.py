@@ -33,14 +33,15 @@ def first_run(demo_images, tmp_path_factory):
     return cfg
 
 
-def _serialized_examples(folder: str, n: int):
-    out = []
-    for cls in ("night", "sunny"):
-        for name in sorted(os.listdir(os.path.join(folder, cls)))[:n]:
-            data = open(os.path.join(folder, cls, name), "rb").read()
-            feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))}
-            out.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    return out
+def _images(folder: str, n: int):
+    return [open(os.path.join(folder, cls, name), "rb").read()
+            for cls in ("night", "sunny") for name in sorted(os.listdir(os.path.join(folder, cls)))[:n]]
+
+
+def _serialized_examples(images):
+    return [tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))})).SerializeToString()
+        for data in images]
 
 
 def test_every_component_ran_and_wrote_its_artifacts(first_run):
@@ -78,15 +79,54 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
     assert md.blessed(cfg.metadata_path)
     versions = md.pushed_versions(cfg.serving_model_dir)
     assert len(versions) == 1 and versions[0].isdigit()
-    loaded = tf.saved_model.load(os.path.join(cfg.serving_model_dir, versions[0]))
-    assert {"serving_default", "transform_features", "evaluation"} <= set(loaded.signatures)
-    out = loaded.signatures["serving_default"](examples=tf.constant(_serialized_examples(demo_images, 3)))
+    version_dir = os.path.join(cfg.serving_model_dir, versions[0])
+    loaded = tf.saved_model.load(version_dir)
+    assert {"serving_default", "serving_examples", "transform_features", "evaluation"} <= set(loaded.signatures)
+    images = _images(demo_images, 3)
+    out = loaded.signatures["serving_examples"](examples=tf.constant(_serialized_examples(images)))
+    raw = loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+    for key in ("probabilities", "class_ids", "classes"):
+        assert (raw[key].numpy() == out[key].numpy()).all() if key != "probabilities" else \
+            abs(raw[key].numpy() - out[key].numpy()).max() < 1e-5
     probs = out["probabilities"].numpy()
     assert probs.shape == (6, 2)
     assert ((probs >= 0) & (probs <= 1)).all()
     assert abs(probs.sum(axis=1) - 1).max() < 1e-5
     assert set(out["classes"].numpy().astype(str)) <= {"night", "sunny"}
     assert (out["class_ids"].numpy() == probs.argmax(axis=1)).all()
+    extra = os.path.join(version_dir, "assets.extra")
+    labels = open(os.path.join(extra, "labels.txt")).read().split()
+    assert sorted(labels) == ["night", "sunny"]
+    assert [labels[i] for i in out["class_ids"].numpy()] == list(out["classes"].numpy().astype(str))
+    summary = json.load(open(os.path.join(extra, "training_summary.json")))
+    assert summary["config"]["model"]["backbone"] == "mobilenet_v2" and summary["history"]["epochs"]
+    warmup = list(tf.data.TFRecordDataset(os.path.join(extra, "tf_serving_warmup_requests")))
+    assert len(warmup) == 5
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    request = prediction_log_pb2.PredictionLog.FromString(warmup[0].numpy()).predict_log.request
+    assert request.model_spec.signature_name == "serving_default" and "image_bytes" in request.inputs
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([b"not an image"]))
+
+
+def test_predict_command_answers_from_the_pushed_model(first_run, demo_images, tmp_path):
+    import subprocess
+    import sys
+
+    night = os.path.join(demo_images, "night", "night_0000.jpg")
+    sunny = os.path.join(demo_images, "sunny", "sunny_0000.jpg")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "predict", "--model-dir",
+                           first_run.serving_model_dir, night, sunny], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line.split("\t") for line in proc.stdout.strip().splitlines()]
+    assert [line[0] for line in lines] == [night, sunny]
+    assert all(line[1] in ("night", "sunny") and 0.5 <= float(line[2]) <= 1.0 for line in lines)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "predict", "--model-dir",
+                           first_run.serving_model_dir, str(bad)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "notes.jpg: not an image the model can decode" in proc.stderr
 
 
 def test_identical_rerun_is_cached_and_unreachable_threshold_pushes_nothing(first_run):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from components.pusher.executor import SOURCE_MARKER, push_atomically, version_of, versions
+from components.pusher.executor import SOURCE_MARKER, prune, push_atomically, version_of, versions
 
 
 def _model(path, files=("saved_model.pb", "variables/variables.index")):
@@ -37,3 +37,12 @@ def test_interrupted_push_leaves_no_version_and_the_previous_one_untouched(tmp_p
     assert versions(base) == [good]
     assert os.listdir(base) == [str(good)]
     assert sorted(os.listdir(os.path.join(base, str(good)))) == before
+
+
+def test_only_the_newest_versions_are_kept(tmp_path):
+    base = str(tmp_path / "serving" / "m")
+    pushed = [push_atomically(_model(tmp_path / f"m{i}"), base, f"uri://{i}") for i in range(4)]
+    prune(base, 2)
+    assert versions(base) == pushed[-2:]
+    prune(base, 0)
+    assert versions(base) == pushed[-2:]

@@ -46,3 +46,10 @@ def make_dataset(
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def raw_images(file_patterns: List[str], image_key: str, count: int) -> List[bytes]:
+    """The first `count` encoded images of the raw examples (for TF Serving warmup requests)."""
+    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP").take(count)
+    spec = {image_key: tf.io.FixedLenFeature([1], tf.string)}
+    return [tf.io.parse_single_example(record, spec)[image_key].numpy()[0] for record in ds]

@@ -1,7 +1,9 @@
 """The exported SavedModel: the Transform graph inside, explicit signatures, class names in the graph.
 
 Signatures:
-- serving_default: serialized tf.Example (`examples`) -> probabilities, class_ids, classes.
+- serving_default: encoded image bytes (`image_bytes`, DT_STRING [batch]; TF Serving's REST API takes them as
+  {"b64": ...} and decodes the base64 itself) -> probabilities, class_ids, classes.
+- serving_examples: serialized tf.Example (`examples`) -> the same outputs.
 - transform_features: serialized tf.Example -> the transformed label, for TFMA's label.
 - evaluation: serialized tf.Example -> `score` (positive-class probability for two classes, per-class
   probabilities otherwise): the shape TFMA's binary / sparse categorical metrics expect.
@@ -9,7 +11,9 @@ Signatures:
 
 from __future__ import annotations
 
-from typing import Dict, List
+import json
+import os
+from typing import Any, Dict, List
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -18,6 +22,10 @@ from trainer.model import probabilities
 from trainer.transform import IMAGE_XF, LABEL_XF
 
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
+IMAGES_SPEC = tf.TensorSpec([None], tf.string, name="image_bytes")
+LABELS_FILE = "labels.txt"  # class names, one per line, in class-id order
+SUMMARY_FILE = "training_summary.json"
+WARMUP_FILE = "tf_serving_warmup_requests"
 
 
 class ServingModule(tf.Module):
@@ -43,6 +51,11 @@ class ServingModule(tf.Module):
     def _transform_images(self, serialized: tf.Tensor) -> tf.Tensor:
         return self.tft_layer(tf.io.parse_example(serialized, self._image_spec))[IMAGE_XF]
 
+    @tf.function(input_signature=[IMAGES_SPEC])
+    def serve_images(self, image_bytes):
+        raw = {self._image_key: tf.reshape(image_bytes, [-1, 1])}  # the raw feature's [batch, 1] shape
+        return self._outputs(self.tft_layer(raw)[IMAGE_XF])
+
     @tf.function(input_signature=[EXAMPLES_SPEC])
     def serve_examples(self, examples):
         return self._outputs(self._transform_images(examples))
@@ -59,11 +72,34 @@ class ServingModule(tf.Module):
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         return {
-            "serving_default": self.serve_examples.get_concrete_function(),
+            "serving_default": self.serve_images.get_concrete_function(),
+            "serving_examples": self.serve_examples.get_concrete_function(),
             "transform_features": self.transform_features.get_concrete_function(),
             "evaluation": self.evaluation.get_concrete_function(),
         }
 
 
-def export_saved_model(module: ServingModule, export_dir: str) -> None:
+def export_saved_model(module: ServingModule, export_dir: str, class_names: List[str],
+                       summary: Dict[str, Any], warmup_images: List[bytes]) -> None:
+    """The SavedModel plus assets.extra/: labels, the training summary, and TF Serving warmup requests."""
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    extra = os.path.join(export_dir, "assets.extra")
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, LABELS_FILE), "w") as f:
+        f.write("".join(f"{name}\n" for name in class_names))
+    with tf.io.gfile.GFile(os.path.join(extra, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+    write_warmup_requests(os.path.join(extra, WARMUP_FILE), warmup_images)
+
+
+def write_warmup_requests(path: str, images: List[bytes], model_name: str = "model") -> None:
+    """PredictionLog records for serving_default, which TF Serving replays before it takes traffic."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for image in images:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default"))
+            request.inputs[IMAGES_SPEC.name].CopyFrom(tf.make_tensor_proto([image], dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())

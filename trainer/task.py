@@ -8,13 +8,14 @@ import os
 from trainer.keras2 import keras, tf
 import tensorflow_transform as tft
 
-from trainer.data import make_dataset
+from trainer.data import make_dataset, raw_images
 from trainer.export import ServingModule, export_saved_model
 from trainer.model import build_model, calibrate_batchnorm, resolve_weights
 from trainer.train import train_two_phases, write_history
 from trainer.transform import LABEL_VOCAB
 
 log = logging.getLogger(__name__)
+WARMUP_REQUESTS = 5
 
 
 def class_names(tft_output: tft.TFTransformOutput):
@@ -63,4 +64,6 @@ def run_fn(fn_args) -> None:
     history.update({"classes": names, "weights": model_cfg["weights"] if weights else "none (random init)"})
     write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))
     module = ServingModule(model, tft_output, names, data_cfg["image_key"], data_cfg["label_key"])
-    export_saved_model(module, fn_args.serving_model_dir)
+    summary = {"config": cfg, "history": history}
+    warmup = raw_images(fn_args.eval_files, data_cfg["image_key"], WARMUP_REQUESTS)
+    export_saved_model(module, fn_args.serving_model_dir, names, summary, warmup)

@@ -3,10 +3,12 @@
 - Atomic: the copy goes to a hidden temporary folder beside the versions and is renamed into place; TF
   Serving's file-system poller only loads all-digit folder names.
 - Versions are increasing integers (the Unix time, or the last version + 1 if that is not larger).
+- Only the newest `keep_versions` versions (custom_config) stay; older ones are removed after a push.
 - Each Trainer model is pushed once: a rerun whose Evaluator re-blesses the same model (e.g. against itself
   as baseline) points at the version already there instead of copying it again.
 """
 
+import json
 import os
 import time
 import uuid
@@ -53,6 +55,13 @@ def push_atomically(model_path: str, base: str, source_uri: str) -> int:
     return version
 
 
+def prune(base: str, keep: int) -> None:
+    """Remove all but the newest `keep` versions (keep <= 0 keeps everything)."""
+    if keep > 0:
+        for version in versions(base)[:-keep]:
+            fileio.rmtree(os.path.join(base, str(version)))
+
+
 class Executor(tfx_pusher_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
@@ -70,4 +79,8 @@ class Executor(tfx_pusher_executor.Executor):
         else:
             version = push_atomically(self.GetModelPath(input_dict), base, source_uri)
             logging.info("Pushed model version %d to %s", version, base)
+            custom_config = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or {}
+            if isinstance(custom_config, str):  # TFX passes it JSON-encoded
+                custom_config = json.loads(custom_config) or {}
+            prune(base, int(custom_config.get("keep_versions", 0)))
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))
