@@ -83,4 +83,6 @@ class Executor(tfx_pusher_executor.Executor):
             if isinstance(custom_config, str):  # TFX passes it JSON-encoded
                 custom_config = json.loads(custom_config) or {}
             prune(base, int(custom_config.get("keep_versions", 0)))
+        # Like TFX's Pusher, keep a copy in the PushedModel artifact, so lineage points at the pushed bytes.
+        io_utils.copy_dir(os.path.join(base, str(version)), model_push.uri)
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))
