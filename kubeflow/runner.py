@@ -50,10 +50,13 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> str:
     return output
 
 
-def pipeline_parameters(template: str) -> Dict[str, Any]:
-    """The template's runtime parameters with their defaults."""
-    with open(template) as f:
-        spec = json.load(f)
+def load_template(path: str) -> Dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def pipeline_parameters(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """The compiled spec's runtime parameters with their defaults."""
     runtime = spec.get("runtimeConfig", {})
     defaults = dict(runtime.get("parameterValues", {}))
     for name, typed in runtime.get("parameters", {}).items():  # {"intValue": "20"} / {"doubleValue": 0.001}
@@ -63,10 +66,9 @@ def pipeline_parameters(template: str) -> Dict[str, Any]:
     return {name: defaults.get(name) for name in declared}
 
 
-def job_request(template: str, project: str, region: str, pipeline_root: str, service_account: Optional[str],
-                parameter_values: Dict[str, Any], enable_caching: bool = True) -> Dict[str, Any]:
-    with open(template) as f:
-        spec = json.load(f)
+def job_request(spec: Dict[str, Any], template: str, project: str, region: str, pipeline_root: str,
+                service_account: Optional[str], parameter_values: Dict[str, Any],
+                enable_caching: bool = True) -> Dict[str, Any]:
     display_name = spec.get("displayName") or spec.get("pipelineSpec", {}).get("pipelineInfo", {}).get("name")
     return {
         "display_name": display_name,

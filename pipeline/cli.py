@@ -11,6 +11,7 @@ import warnings
 from typing import List, Optional
 
 from pipeline.configs import ConfigError, PipelineConfig, demo_config
+from pipeline.predict import ServingError
 
 DEFAULTS = PipelineConfig()
 BACKBONE_CHOICES = ["xception", "mobilenet_v2", "efficientnet_b0", "resnet50"]
@@ -54,6 +55,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-name", default=DEFAULTS.serving.model_name)
     g.add_argument("--keep-versions", type=int, default=DEFAULTS.serving.keep_versions,
                    help="pushed versions to keep, oldest removed first; 0 keeps all (default %(default)s)")
+    g.add_argument("--no-servable-check", action="store_true",
+                   help="push without first loading the model and replaying its warmup requests")
     g = p.add_argument_group("runtime")
     g.add_argument("--pipeline-name", default=r.pipeline_name)
     g.add_argument("--no-cache", action="store_true")
@@ -112,7 +115,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if args.accuracy_threshold is not None:
         cfg.eval.accuracy_threshold = args.accuracy_threshold
     cfg.serving.serving_dir, cfg.serving.model_name = args.serving_dir, args.model_name
-    cfg.serving.keep_versions = args.keep_versions
+    cfg.serving.keep_versions, cfg.serving.check_servable = args.keep_versions, not args.no_servable_check
     r = cfg.runtime
     r.output_dir, r.pipeline_name, r.enable_cache = output, args.pipeline_name, not args.no_cache
     r.direct_running_mode = getattr(args, "beam_mode", r.direct_running_mode)
@@ -172,9 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="pipeline parameter value, e.g. head_epochs=5 (repeatable)")
     submit.add_argument("--dry-run", action="store_true", help="print the job instead of creating it")
-    predict = sub.add_parser("predict", help="classify image files with a pushed model")
-    predict.add_argument("--model-dir", required=True,
-                         help="a pushed version folder, or the model folder (its newest version is used)")
+    predict = sub.add_parser("predict", help="classify image files with a pushed model or a TF Serving server")
+    where = predict.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model-dir", help="a pushed version folder, or the model folder (its newest version is used)")
+    where.add_argument("--server", metavar="HOST:PORT", help="TF Serving: REST port (8501), or gRPC port (8500) "
+                                                             "with --grpc")
+    predict.add_argument("--grpc", action="store_true", help="use the gRPC PredictionService instead of REST")
+    predict.add_argument("--model", default=DEFAULTS.serving.model_name, help="served model name (default %(default)s)")
+    predict.add_argument("--version", type=int, help="served version (default: the newest TF Serving serves)")
+    predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     return parser
 
@@ -201,13 +210,14 @@ def _submit(cfg: PipelineConfig, args: argparse.Namespace) -> None:
         template = runner.compile_pipeline(cfg, "pipeline.json")
     elif not os.path.isfile(template):
         raise ConfigError(f"--template: no such file {template!r}")
-    values = runner.pipeline_parameters(template)
+    spec = runner.load_template(template)
+    values = runner.pipeline_parameters(spec)
     for item in args.param:
         name, sep, value = item.partition("=")
         if not sep or name not in values:
             raise ConfigError(f"--param {item!r}: the pipeline's parameters are {sorted(values)}")
         values[name] = type(values[name])(value) if values[name] is not None else value
-    request = runner.job_request(template, cfg.cloud.project, cfg.cloud.region, cfg.runtime.output_dir,
+    request = runner.job_request(spec, template, cfg.cloud.project, cfg.cloud.region, cfg.runtime.output_dir,
                                  cfg.cloud.service_account, values, cfg.runtime.enable_cache)
     if args.dry_run:
         print("Would create Vertex AI PipelineJob:")
@@ -217,16 +227,32 @@ def _submit(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     print(f"Submitted {job.resource_name}")
 
 
+def _predict(args: argparse.Namespace) -> None:
+    if (args.grpc or args.version is not None) and not args.server:
+        raise ConfigError("--grpc and --version need --server")
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        if not host or not port.isdigit() or "/" in args.server:
+            raise ConfigError(f"--server takes HOST:PORT (e.g. localhost:8501), got {args.server!r}")
+    _quiet_library_warnings()
+    from pipeline import predict
+
+    if args.model_dir:
+        client = predict.SavedModelClient(args.model_dir)
+    elif args.grpc:
+        client = predict.GrpcClient(args.server, args.model, args.version, args.timeout)
+    else:
+        client = predict.RestClient(args.server, args.model, args.version, args.timeout)
+    for path, name, probability in predict.classify_files(client, args.images):
+        print(f"{path}\t{name}\t{probability:.4f}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "predict":
-            _quiet_library_warnings()
-            from pipeline.predict import predict_local
-
-            for path, name, probability in predict_local(args.model_dir, args.images):
-                print(f"{path}\t{name}\t{probability:.4f}")
+            _predict(args)
             return 0
         cfg = config_from_args(args)
         _quiet_library_warnings()
@@ -241,7 +267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             _submit(cfg, args)
     except ConfigError as err:
         parser.exit(2, f"tfx-image-finetune: error: {err}\n")
-    except (ValueError, FileNotFoundError) as err:  # bad data: ImageIngestError, DataAnomaliesError, ...
+    except (ValueError, FileNotFoundError, ServingError) as err:  # bad data: ImageIngestError, DataAnomaliesError, ...
         logging.debug("failed", exc_info=True)
         parser.exit(1, f"tfx-image-finetune: error: {type(err).__name__}: {err}\n")
     return 0

@@ -106,6 +106,8 @@ class ServingConfig:
     model_name: str = "image_classifier"
     # How many pushed versions to keep (oldest removed first); 0 keeps all.
     keep_versions: int = 5
+    # Load the staged version and replay its warmup requests before it becomes visible (InfraValidator-style).
+    check_servable: bool = True
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components.image_folder_example_gen.component import ImageFolderExampleGen
+from components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
 from components.image_folder_example_gen.layout import class_folders, given_splits
 from components.hyperparameters.component import TrainingHyperparameters
 from components.hyperparameters.executor import HYPERPARAMETERS
@@ -31,10 +31,7 @@ def example_gen(cfg: PipelineConfig):
         return tfx.components.ImportExampleGen(
             input_base=data.path,
             input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=data.tfrecord_pattern)]),
-            output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-                tfx.proto.SplitConfig.Split(name=name, hash_buckets=ratio)
-                for name, ratio in cfg.split_ratios().items()
-            ])),
+            output_config=hash_split_output(cfg.split_ratios()),
         )
     return ImageFolderExampleGen(
         input_base=image_root(cfg), given_splits=image_splits(cfg), split_ratios=cfg.split_ratios()
@@ -215,7 +212,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.serving_model_dir)
         ),
-        custom_config={"keep_versions": cfg.serving.keep_versions},
+        custom_config={"keep_versions": cfg.serving.keep_versions, "check_servable": cfg.serving.check_servable},
     ).with_id("Pusher")
 
     components = [gen, statistics, schema, validator, gate, transform, hparams, train, baseline, evaluator, pusher]

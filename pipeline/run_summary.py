@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import os
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
+
+from trainer.serving_contract import versions
 
 State = metadata_store_pb2.Execution.State
 
@@ -38,13 +39,6 @@ def blessed(metadata_path: str) -> bool:
     return bool(uri) and os.path.exists(os.path.join(uri, "BLESSED"))
 
 
-def pushed_versions(serving_model_dir: str) -> List[str]:
-    """Complete versions under a TF Serving model folder, oldest first."""
-    found = [os.path.basename(p) for p in glob.glob(os.path.join(serving_model_dir, "*"))
-             if os.path.isfile(os.path.join(p, "saved_model.pb"))]
-    return sorted((v for v in found if v.isdigit()), key=int)
-
-
 def eval_metrics(metadata_path: str) -> Dict[str, float]:
     """The latest Evaluator's overall-slice metrics, e.g. {'binary_accuracy': 0.93, 'example_count': 500}."""
     import tensorflow_model_analysis as tfma
@@ -59,8 +53,8 @@ def eval_metrics(metadata_path: str) -> Dict[str, float]:
 def describe(metadata_path: str, serving_model_dir: str) -> str:
     metrics = eval_metrics(metadata_path)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k != "example_count")
-    versions = pushed_versions(serving_model_dir)
+    pushed = versions(serving_model_dir)
     if blessed(metadata_path):
-        where = os.path.join(serving_model_dir, versions[-1]) if versions else serving_model_dir
+        where = os.path.join(serving_model_dir, str(pushed[-1])) if pushed else serving_model_dir
         return f"Model BLESSED ({shown}); serving version: {where}"
     return f"Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}"

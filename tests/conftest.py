@@ -15,6 +15,29 @@ MOBILENET_WEIGHTS = os.environ.get(
 )
 
 
+def small_config(output_dir: str, data: str):
+    """MobileNetV2-0.35 at 96 px from random init, one epoch per phase: the pipeline's mechanics, quickly."""
+    from pipeline.configs import PipelineConfig
+
+    cfg = PipelineConfig()
+    cfg.data.path = data
+    cfg.model.backbone, cfg.model.alpha, cfg.model.image_size, cfg.model.weights = "mobilenet_v2", 0.35, 96, "none"
+    cfg.training.head_epochs, cfg.training.finetune_epochs = 1, 1
+    cfg.eval.accuracy_threshold = 0.0
+    cfg.runtime.output_dir = output_dir
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def first_run(demo_images, tmp_path_factory):
+    """One real LocalDagRunner run over the demo images, shared by the end-to-end and serving tests."""
+    from pipeline import local_runner
+
+    cfg = small_config(str(tmp_path_factory.mktemp("e2e")), demo_images)
+    local_runner.run(cfg)
+    return cfg
+
+
 @pytest.fixture(scope="session")
 def demo_images(tmp_path_factory):
     from pipeline import demo_data

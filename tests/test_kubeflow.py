@@ -114,3 +114,14 @@ def test_cloud_config_errors_come_before_compiling(args, message, tmp_path):
     assert proc.returncode == 2 and message in proc.stderr
     assert time.monotonic() - start < 1.5  # nothing heavy was imported
     assert not (tmp_path / "p.json").exists()
+
+
+def test_submit_without_a_template_compiles_one_first(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["submit", *CLOUD, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    job = json.loads(out[out.index("{"):])
+    assert job["template_path"] == str(tmp_path / "pipeline.json")
+    with open(tmp_path / "pipeline.json") as f:
+        assert f"{job['display_name']}" == json.load(f)["pipelineSpec"]["pipelineInfo"]["name"]
+    assert job["parameter_values"]["head_epochs"] == 20

@@ -4,7 +4,6 @@ import os
 import shutil
 
 import pytest
-import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.types import standard_artifacts
 

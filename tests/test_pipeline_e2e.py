@@ -1,5 +1,6 @@
 """The real LocalDagRunner over small generated data: artifacts, push, blessing gate, caching."""
 
+import copy
 import json
 import os
 
@@ -7,30 +8,13 @@ import pytest
 import tensorflow as tf
 
 from pipeline import local_runner
-from pipeline.configs import PipelineConfig
 from pipeline import run_summary as md
+from trainer.serving_contract import versions
 
 COMPONENTS = [
     "ImageFolderExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
     "Transform", "TrainingHyperparameters", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
 ]
-
-
-def small_config(output_dir: str, data: str) -> PipelineConfig:
-    cfg = PipelineConfig()
-    cfg.data.path = data
-    cfg.model.backbone, cfg.model.alpha, cfg.model.image_size, cfg.model.weights = "mobilenet_v2", 0.35, 96, "none"
-    cfg.training.head_epochs, cfg.training.finetune_epochs = 1, 1
-    cfg.eval.accuracy_threshold = 0.0
-    cfg.runtime.output_dir = output_dir
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def first_run(demo_images, tmp_path_factory):
-    cfg = small_config(str(tmp_path_factory.mktemp("e2e")), demo_images)
-    local_runner.run(cfg)
-    return cfg
 
 
 def _images(folder: str, n: int):
@@ -77,9 +61,9 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run):
 def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
     cfg = first_run
     assert md.blessed(cfg.metadata_path)
-    versions = md.pushed_versions(cfg.serving_model_dir)
-    assert len(versions) == 1 and versions[0].isdigit()
-    version_dir = os.path.join(cfg.serving_model_dir, versions[0])
+    pushed = versions(cfg.serving_model_dir)
+    assert len(pushed) == 1
+    version_dir = os.path.join(cfg.serving_model_dir, str(pushed[0]))
     loaded = tf.saved_model.load(version_dir)
     assert {"serving_default", "serving_examples", "transform_features", "evaluation"} <= set(loaded.signatures)
     images = _images(demo_images, 3)
@@ -110,35 +94,16 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
         loaded.signatures["serving_default"](image_bytes=tf.constant([b"not an image"]))
 
 
-def test_predict_command_answers_from_the_pushed_model(first_run, demo_images, tmp_path):
-    import subprocess
-    import sys
-
-    night = os.path.join(demo_images, "night", "night_0000.jpg")
-    sunny = os.path.join(demo_images, "sunny", "sunny_0000.jpg")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "predict", "--model-dir",
-                           first_run.serving_model_dir, night, sunny], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = [line.split("\t") for line in proc.stdout.strip().splitlines()]
-    assert [line[0] for line in lines] == [night, sunny]
-    assert all(line[1] in ("night", "sunny") and 0.5 <= float(line[2]) <= 1.0 for line in lines)
-    bad = tmp_path / "notes.jpg"
-    bad.write_text("not an image")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "predict", "--model-dir",
-                           first_run.serving_model_dir, str(bad)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and "notes.jpg: not an image the model can decode" in proc.stderr
-
-
 def test_identical_rerun_is_cached_and_unreachable_threshold_pushes_nothing(first_run):
-    cfg = first_run
-    before = md.pushed_versions(cfg.serving_model_dir)
+    cfg = copy.deepcopy(first_run)  # the session's other tests keep the original
+    before = versions(cfg.serving_model_dir)
     local_runner.run(cfg)
     states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert states["ImageFolderExampleGen"] == "CACHED"
     assert states["Transform"] == "CACHED"
     assert states["Trainer"] == "CACHED"
     # The Evaluator re-blesses the same model (now against itself as baseline); it is not pushed again.
-    assert md.pushed_versions(cfg.serving_model_dir) == before
+    assert versions(cfg.serving_model_dir) == before
 
     # Demand more than the (identical) last blessed model: the change threshold cannot be met.
     cfg.eval.accuracy_threshold = 1.0
@@ -147,4 +112,4 @@ def test_identical_rerun_is_cached_and_unreachable_threshold_pushes_nothing(firs
     states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert states["Trainer"] == "CACHED" and states["Evaluator"] == "COMPLETE"
     assert not md.blessed(cfg.metadata_path)
-    assert md.pushed_versions(cfg.serving_model_dir) == before
+    assert versions(cfg.serving_model_dir) == before

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from components.pusher.executor import SOURCE_MARKER, prune, push_atomically, version_of, versions
+from components.pusher.executor import prune, push_atomically, version_of
+from trainer.serving_contract import SOURCE_MODEL_FILE, versions
 
 
 def _model(path, files=("saved_model.pb", "variables/variables.index")):
@@ -22,7 +23,7 @@ def test_versions_increase_and_each_model_is_pushed_once(tmp_path):
     assert second > first and versions(base) == [first, second]
     assert version_of(base, "uri://model/1") == first
     assert version_of(base, "uri://model/3") is None
-    assert open(os.path.join(base, str(first), SOURCE_MARKER)).read() == "uri://model/1"
+    assert open(os.path.join(base, str(first), SOURCE_MODEL_FILE)).read() == "uri://model/1"
     assert sorted(os.listdir(base)) == sorted([str(first), str(second)])  # no staging folders left
 
 
@@ -46,3 +47,50 @@ def test_only_the_newest_versions_are_kept(tmp_path):
     assert versions(base) == pushed[-2:]
     prune(base, 0)
     assert versions(base) == pushed[-2:]
+
+
+def _servable(path, warmup_images, signature="serving_default"):
+    """A small real SavedModel that decodes images, with TF Serving warmup requests for them."""
+    import tensorflow as tf
+    from trainer.export import write_warmup_requests
+    from trainer.serving_contract import WARMUP_FILE
+
+    class Decoder(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(self, image_bytes):
+            decode = lambda data: tf.reduce_mean(tf.cast(tf.io.decode_image(data, 3, expand_animations=False), tf.float32))
+            return {"brightness": tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32)}
+
+    module = Decoder()
+    tf.saved_model.save(module, str(path), signatures={signature: module.serve})
+    os.makedirs(os.path.dirname(os.path.join(path, WARMUP_FILE)))
+    write_warmup_requests(os.path.join(path, WARMUP_FILE), warmup_images)
+    return str(path)
+
+
+def _png():
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_model_whose_warmup_requests_fail_is_never_made_visible(tmp_path):
+    from components.pusher.servable_check import ServableCheckError, check_servable
+
+    base = str(tmp_path / "serving" / "m")
+    good = _servable(tmp_path / "good", [_png(), _png()])
+    assert check_servable(good) == 2
+    pushed = push_atomically(good, base, "uri://good", check=check_servable)
+    assert versions(base) == [pushed]
+
+    bad = _servable(tmp_path / "bad", [_png(), b"GIF89a but not really"])
+    with pytest.raises(ServableCheckError, match="warmup request 2 failed"):
+        push_atomically(bad, base, "uri://bad", check=check_servable)
+    unnamed = _servable(tmp_path / "unnamed", [_png()], signature="predict")
+    with pytest.raises(ServableCheckError, match="no 'serving_default' signature"):
+        push_atomically(unnamed, base, "uri://unnamed", check=check_servable)
+    assert os.listdir(base) == [str(pushed)]  # no new version, no staging folder left

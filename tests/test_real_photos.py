@@ -8,6 +8,7 @@ import pytest
 from pipeline import local_runner
 from pipeline.configs import PipelineConfig
 from pipeline import run_summary as md
+from trainer.serving_contract import versions
 from tests.conftest import CATS_DOGS, MOBILENET_WEIGHTS
 
 pytestmark = pytest.mark.skipif(
@@ -41,4 +42,4 @@ def test_imagenet_mobilenet_on_200_photos_beats_080(tmp_path):
     assert metrics["example_count"] == 40
     assert accuracy > 0.8, accuracy
     assert md.blessed(cfg.metadata_path)
-    assert len(md.pushed_versions(cfg.serving_model_dir)) == 1
+    assert len(versions(cfg.serving_model_dir)) == 1

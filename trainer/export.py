@@ -19,13 +19,12 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer.model import probabilities
+from trainer.serving_contract import (EXAMPLES_INPUT, EXAMPLES_SIGNATURE, IMAGE_INPUT, LABELS_FILE,
+                                      SERVING_SIGNATURE, SUMMARY_FILE, WARMUP_FILE)
 from trainer.transform import IMAGE_XF, LABEL_XF
 
-EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
-IMAGES_SPEC = tf.TensorSpec([None], tf.string, name="image_bytes")
-LABELS_FILE = "labels.txt"  # class names, one per line, in class-id order
-SUMMARY_FILE = "training_summary.json"
-WARMUP_FILE = "tf_serving_warmup_requests"
+EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)
+IMAGES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_INPUT)
 
 
 class ServingModule(tf.Module):
@@ -72,8 +71,8 @@ class ServingModule(tf.Module):
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         return {
-            "serving_default": self.serve_images.get_concrete_function(),
-            "serving_examples": self.serve_examples.get_concrete_function(),
+            SERVING_SIGNATURE: self.serve_images.get_concrete_function(),
+            EXAMPLES_SIGNATURE: self.serve_examples.get_concrete_function(),
             "transform_features": self.transform_features.get_concrete_function(),
             "evaluation": self.evaluation.get_concrete_function(),
         }
@@ -83,13 +82,12 @@ def export_saved_model(module: ServingModule, export_dir: str, class_names: List
                        summary: Dict[str, Any], warmup_images: List[bytes]) -> None:
     """The SavedModel plus assets.extra/: labels, the training summary, and TF Serving warmup requests."""
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
-    extra = os.path.join(export_dir, "assets.extra")
-    tf.io.gfile.makedirs(extra)
-    with tf.io.gfile.GFile(os.path.join(extra, LABELS_FILE), "w") as f:
+    tf.io.gfile.makedirs(os.path.dirname(os.path.join(export_dir, LABELS_FILE)))
+    with tf.io.gfile.GFile(os.path.join(export_dir, LABELS_FILE), "w") as f:
         f.write("".join(f"{name}\n" for name in class_names))
-    with tf.io.gfile.GFile(os.path.join(extra, SUMMARY_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(export_dir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
-    write_warmup_requests(os.path.join(extra, WARMUP_FILE), warmup_images)
+    write_warmup_requests(os.path.join(export_dir, WARMUP_FILE), warmup_images)
 
 
 def write_warmup_requests(path: str, images: List[bytes], model_name: str = "model") -> None:
@@ -99,7 +97,7 @@ def write_warmup_requests(path: str, images: List[bytes], model_name: str = "mod
     with tf.io.TFRecordWriter(path) as writer:
         for image in images:
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default"))
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SERVING_SIGNATURE))
             request.inputs[IMAGES_SPEC.name].CopyFrom(tf.make_tensor_proto([image], dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())

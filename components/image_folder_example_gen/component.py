@@ -44,14 +44,17 @@ def make_configs(given_splits: Optional[Dict[str, str]], split_ratios: Dict[str,
         )
         return input_config, example_gen_pb2.Output()
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*/*")])
-    output_config = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=ratio)
-                    for name, ratio in split_ratios.items() if ratio > 0],
-            partition_feature_name="filename",  # deterministic: the same file lands in the same split
-        )
-    )
-    return input_config, output_config
+    # Deterministic: the same file lands in the same split, whatever else changes in the folder.
+    return input_config, hash_split_output(split_ratios, partition_feature_name="filename")
+
+
+def hash_split_output(split_ratios: Dict[str, int], partition_feature_name: str = "") -> example_gen_pb2.Output:
+    """ExampleGen output config that hash-splits into {split: percentage} (zero percentages left out)."""
+    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+        splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=ratio)
+                for name, ratio in split_ratios.items() if ratio > 0],
+        partition_feature_name=partition_feature_name,
+    ))
 
 
 class ImageFolderExampleGen(FileBasedExampleGen):

@@ -3,6 +3,8 @@
 - Atomic: the copy goes to a hidden temporary folder beside the versions and is renamed into place; TF
   Serving's file-system poller only loads all-digit folder names.
 - Versions are increasing integers (the Unix time, or the last version + 1 if that is not larger).
+- Before the rename the staged model is loaded and its TF Serving warmup requests are replayed through it
+  (`servable_check`, as TFX's InfraValidator would): a model that cannot serve is never made visible.
 - Only the newest `keep_versions` versions (custom_config) stay; older ones are removed after a push.
 - Each Trainer model is pushed once: a rerun whose Evaluator re-blesses the same model (e.g. against itself
   as baseline) points at the version already there instead of copying it again.
@@ -12,7 +14,7 @@ import json
 import os
 import time
 import uuid
-from typing import Optional
+from typing import Callable, Optional
 
 from absl import logging
 from tfx.components.pusher import executor as tfx_pusher_executor
@@ -21,32 +23,31 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-SOURCE_MARKER = os.path.join("assets.extra", "source_model_uri")
-
-
-def versions(base: str):
-    if not fileio.exists(base):
-        return []
-    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base) if name.rstrip("/").isdigit())
+from components.pusher.servable_check import check_servable
+from trainer.serving_contract import SOURCE_MODEL_FILE, versions
 
 
 def version_of(base: str, source_uri: str) -> Optional[int]:
     """The pushed version made from the Trainer model at `source_uri`, if any."""
     for version in versions(base):
-        marker = os.path.join(base, str(version), SOURCE_MARKER)
+        marker = os.path.join(base, str(version), SOURCE_MODEL_FILE)
         if fileio.exists(marker) and io_utils.read_string_file(marker).strip() == source_uri:
             return version
     return None
 
 
-def push_atomically(model_path: str, base: str, source_uri: str) -> int:
+def push_atomically(model_path: str, base: str, source_uri: str,
+                    check: Optional[Callable[[str], object]] = None) -> int:
+    """Copy to a staging folder, run `check` on it (raises to refuse), then rename it to the next version."""
     existing = versions(base)
     version = max(int(time.time()), existing[-1] + 1 if existing else 0)
     fileio.makedirs(base)
     staging = os.path.join(base, f".staging-{version}-{uuid.uuid4().hex[:8]}")
     try:
         io_utils.copy_dir(model_path, staging)
-        io_utils.write_string_file(os.path.join(staging, SOURCE_MARKER), source_uri)
+        io_utils.write_string_file(os.path.join(staging, SOURCE_MODEL_FILE), source_uri)
+        if check is not None:
+            check(staging)
         fileio.rename(staging, os.path.join(base, str(version)))
     except BaseException:
         if fileio.exists(staging):
@@ -77,11 +78,12 @@ class Executor(tfx_pusher_executor.Executor):
         if version is not None:
             logging.info("Model %s is already served as version %d; not pushing it again.", source_uri, version)
         else:
-            version = push_atomically(self.GetModelPath(input_dict), base, source_uri)
-            logging.info("Pushed model version %d to %s", version, base)
             custom_config = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or {}
             if isinstance(custom_config, str):  # TFX passes it JSON-encoded
                 custom_config = json.loads(custom_config) or {}
+            check = check_servable if custom_config.get("check_servable", True) else None
+            version = push_atomically(self.GetModelPath(input_dict), base, source_uri, check)
+            logging.info("Pushed model version %d to %s", version, base)
             prune(base, int(custom_config.get("keep_versions", 0)))
         # Like TFX's Pusher, keep a copy in the PushedModel artifact, so lineage points at the pushed bytes.
         io_utils.copy_dir(os.path.join(base, str(version)), model_push.uri)
