@@ -1,5 +1,6 @@
 """create_pipeline(): the components, their wiring and the Evaluator's gate, without running anything."""
 
+import json
 import os
 import shutil
 
@@ -38,6 +39,7 @@ def test_image_folder_pipeline_wiring(demo_images):
     assert components["Trainer"].inputs["examples"] is components["ImageFolderExampleGen"].outputs["examples"]
     assert components["Evaluator"].inputs["baseline_model"] is components["latest_blessed_model_resolver"].outputs["model"]
     assert components["Pusher"].inputs["model_blessing"] is components["Evaluator"].outputs["blessing"]
+    assert json.loads(components["Pusher"].exec_properties["custom_config"]) == {"keep_versions": 5, "check_servable": True}
     assert "SchemaGen" not in components
     inferred = _by_id(create_pipeline(_cfg(demo_images, infer_schema=True)))
     assert "SchemaGen" in inferred and "ImportSchemaGen" not in inferred
@@ -50,6 +52,8 @@ def test_tfrecord_source_reaches_the_same_transform(tmp_path):
     transform = components["Transform"]
     assert transform.inputs["examples"] is components["ImportExampleGen"].outputs["examples"]
     assert transform.exec_properties["preprocessing_fn"] == "trainer.transform.preprocessing_fn"
+    split_config = json.loads(components["ImportExampleGen"].exec_properties["output_config"])["split_config"]
+    assert split_config["splits"] == [{"name": "train", "hash_buckets": 80}, {"name": "eval", "hash_buckets": 20}]
 
 
 def test_eval_config_metrics_and_thresholds_follow_the_class_count():

@@ -36,6 +36,7 @@ def test_imagenet_mobilenet_on_200_photos_beats_080(tmp_path):
     cfg.training.head_epochs, cfg.training.finetune_epochs = 10, 2
     cfg.eval.accuracy_threshold = 0.8
     cfg.runtime.output_dir = str(tmp_path / "out")
+    cfg.runtime.direct_running_mode = "in_memory"  # small data: no Beam worker processes to start
     local_runner.run(cfg)
     metrics = md.eval_metrics(cfg.metadata_path)
     accuracy = metrics["binary_accuracy"]
