@@ -20,7 +20,15 @@ from trainer.serving_contract import IMAGE_INPUT, SERVING_SIGNATURE, versions
 BATCH_SIZE = 16
 
 
+class Answer(NamedTuple):
+    """The model's outputs for one image."""
+    label: str
+    class_id: int
+    probabilities: List[float]
+
+
 class Prediction(NamedTuple):
+    """What the CLI prints: the file, its top class and that class's probability."""
     path: str
     label: str
     probability: float
@@ -53,13 +61,13 @@ class SavedModelClient:
         self._tf = tf
         self._serve = tf.saved_model.load(latest_version_dir(model_dir)).signatures[SERVING_SIGNATURE]
 
-    def classify(self, images: List[bytes]) -> List[tuple]:
+    def classify(self, images: List[bytes]) -> List[Answer]:
         tf = self._tf
         try:
             out = self._serve(**{IMAGE_INPUT: tf.constant(images)})
         except tf.errors.InvalidArgumentError as err:
             raise NotAnImageError(err.message.splitlines()[0]) from None
-        return _top_classes(out["classes"].numpy(), out["class_ids"].numpy(), out["probabilities"].numpy())
+        return _answers(out["classes"].numpy(), out["class_ids"].numpy(), out["probabilities"].numpy())
 
 
 class RestClient:
@@ -70,7 +78,7 @@ class RestClient:
         self.url = f"http://{server}{path}:predict"
         self.server, self.model, self.version, self.timeout = server, model, version, timeout
 
-    def classify(self, images: List[bytes]) -> List[tuple]:
+    def classify(self, images: List[bytes]) -> List[Answer]:
         body = json.dumps({"signature_name": SERVING_SIGNATURE,
                            "instances": [{"b64": base64.b64encode(image).decode("ascii")} for image in images]})
         request = urllib.request.Request(self.url, data=body.encode(), headers={"Content-Type": "application/json"})
@@ -87,7 +95,7 @@ class RestClient:
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise ServingError(f"cannot reach TF Serving's REST API at {self.server}: {reason}") from None
-        return [(row["classes"], row["class_ids"], row["probabilities"]) for row in rows]
+        return [Answer(row["classes"], row["class_ids"], row["probabilities"]) for row in rows]
 
 
 class GrpcClient:
@@ -102,7 +110,7 @@ class GrpcClient:
         self.server, self.model, self.version, self.timeout = server, model, version, timeout
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server))
 
-    def classify(self, images: List[bytes]) -> List[tuple]:
+    def classify(self, images: List[bytes]) -> List[Answer]:
         from tensorflow_serving.apis import predict_pb2
 
         grpc, tf = self._grpc, self._tf
@@ -123,11 +131,11 @@ class GrpcClient:
                 raise ServingError(f"cannot reach TF Serving's gRPC API at {self.server}: {message}") from None
             raise ServingError(f"TF Serving at {self.server} answered {code.name}: {message}") from None
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-        return _top_classes(outputs["classes"], outputs["class_ids"], outputs["probabilities"])
+        return _answers(outputs["classes"], outputs["class_ids"], outputs["probabilities"])
 
 
-def _top_classes(classes, class_ids, probabilities) -> List[tuple]:
-    return [(name.decode() if isinstance(name, bytes) else str(name), int(class_id), [float(p) for p in probs])
+def _answers(classes, class_ids, probabilities) -> List[Answer]:
+    return [Answer(name.decode() if isinstance(name, bytes) else str(name), int(class_id), [float(p) for p in probs])
             for name, class_id, probs in zip(classes, class_ids, probabilities)]
 
 
@@ -165,12 +173,12 @@ def classify_files(client, paths: Sequence[str], batch_size: int = BATCH_SIZE) -
             answers = client.classify([contents[path] for path in batch])
         except NotAnImageError:  # name the file: ask again one image at a time
             answers = [_classify_one(client, path, contents[path]) for path in batch]
-        for path, (label, class_id, probabilities) in zip(batch, answers):
-            results.append(Prediction(path, label, probabilities[class_id]))
+        for path, answer in zip(batch, answers):
+            results.append(Prediction(path, answer.label, answer.probabilities[answer.class_id]))
     return results
 
 
-def _classify_one(client, path: str, image: bytes) -> tuple:
+def _classify_one(client, path: str, image: bytes) -> Answer:
     try:
         return client.classify([image])[0]
     except NotAnImageError as err:

@@ -29,6 +29,17 @@ def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
     return out
 
 
+def execution_seconds(metadata_path: str) -> Dict[str, float]:
+    """{component type, e.g. 'Trainer': seconds its latest execution took}."""
+    s = store(metadata_path)
+    types = {t.id: t.name.rsplit(".", 1)[-1] for t in s.get_execution_types()}
+    latest = {}
+    for execution in sorted(s.get_executions(), key=lambda e: e.id):
+        latest[types[execution.type_id]] = (execution.last_update_time_since_epoch
+                                            - execution.create_time_since_epoch) / 1000
+    return latest
+
+
 def latest_artifact_uri(metadata_path: str, type_name: str) -> Optional[str]:
     artifacts = store(metadata_path).get_artifacts_by_type(type_name)
     return max(artifacts, key=lambda a: a.id).uri if artifacts else None

@@ -33,6 +33,8 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run):
     states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert set(states) == set(COMPONENTS)
     assert all(state == "COMPLETE" for state in states.values()), states
+    seconds = md.execution_seconds(cfg.metadata_path)
+    assert seconds["Trainer"] > 1 and set(seconds) >= {"Trainer", "Transform", "Evaluator", "ServingDirPusher"}
     root = cfg.pipeline_root
     for path in [
         "ImageFolderExampleGen/examples/*/Split-train/*.gz",

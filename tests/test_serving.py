@@ -96,8 +96,8 @@ def test_served_outputs_equal_the_keras_model_on_the_transformed_images(first_ru
         assert list(np.asarray(out["class_ids"])) == list(expected.argmax(axis=1)), way
         assert [c.decode() for c in np.asarray(out["classes"])] == [labels[i] for i in expected.argmax(axis=1)], way
     rest = predict.RestClient(server.rest_address, "image_classifier").classify(data)
-    np.testing.assert_allclose([row[2] for row in rest], expected, atol=1e-5, err_msg="REST")
-    assert [row[0] for row in rest] == [labels[i] for i in expected.argmax(axis=1)]
+    np.testing.assert_allclose([answer.probabilities for answer in rest], expected, atol=1e-5, err_msg="REST")
+    assert [answer.label for answer in rest] == [labels[i] for i in expected.argmax(axis=1)]
 
 
 def test_grpc_answers_name_the_version_and_a_non_image_is_invalid_argument(server, images):
