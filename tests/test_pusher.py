@@ -63,7 +63,7 @@ def _servable(path, warmup_images, signature="serving_default"):
 
     module = Decoder()
     tf.saved_model.save(module, str(path), signatures={signature: module.serve})
-    os.makedirs(os.path.dirname(os.path.join(path, WARMUP_FILE)))
+    os.makedirs(os.path.dirname(os.path.join(path, WARMUP_FILE)), exist_ok=True)
     write_warmup_requests(os.path.join(path, WARMUP_FILE), warmup_images)
     return str(path)
 
@@ -94,3 +94,41 @@ def test_a_model_whose_warmup_requests_fail_is_never_made_visible(tmp_path):
     with pytest.raises(ServableCheckError, match="no 'serving_default' signature"):
         push_atomically(unnamed, base, "uri://unnamed", check=check_servable)
     assert os.listdir(base) == [str(pushed)]  # no new version, no staging folder left
+
+
+def _executor_push(tmp_path, model_dir, blessed, base):
+    """The pusher's real TFX executor, given Model / ModelBlessing artifacts as the pipeline would."""
+    import json
+
+    from tfx.proto import pusher_pb2
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    from components.pusher.executor import Executor
+
+    model, blessing, pushed = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
+                               standard_artifacts.PushedModel())
+    model.uri, blessing.uri, pushed.uri = model_dir, str(tmp_path / "blessing"), str(tmp_path / "pushed_model")
+    blessing.set_int_custom_property("blessed", int(blessed))
+    destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base))
+    Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+                  {"push_destination": proto_utils.proto_to_json(destination),
+                   "custom_config": json.dumps({"keep_versions": 0, "check_servable": True})})
+    return pushed
+
+
+def test_the_executor_pushes_only_blessed_models_that_pass_the_servable_check(tmp_path):
+    from components.pusher.servable_check import ServableCheckError
+
+    base = str(tmp_path / "serving" / "m")
+    # A Trainer's Model artifact holds the SavedModel in Format-Serving/.
+    good = os.path.dirname(_servable(tmp_path / "good" / "Format-Serving", [_png()]))
+    assert _executor_push(tmp_path, good, blessed=False, base=base).get_int_custom_property("pushed") == 0
+    assert versions(base) == []
+    with pytest.raises(ServableCheckError, match="warmup request 1 failed"):
+        bad = os.path.dirname(_servable(tmp_path / "bad" / "Format-Serving", [b"\x89PNG broken"]))
+        _executor_push(tmp_path, bad, blessed=True, base=base)
+    assert not os.path.exists(base) or os.listdir(base) == []
+    pushed = _executor_push(tmp_path, good, blessed=True, base=base)
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert versions(base) == [int(pushed.get_string_custom_property("pushed_version"))]
