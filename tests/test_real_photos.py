@@ -1,4 +1,4 @@
-"""The pipeline on real photos with real ImageNet weights: a 200-image cats/dogs subset, MobileNetV2-0.35."""
+"""The pipeline on real photos with real ImageNet weights: a 300-image cats/dogs subset, MobileNetV2-0.35."""
 
 import os
 import shutil
@@ -28,19 +28,19 @@ def _subset(dst: str, per_class: dict) -> str:
     return dst
 
 
-def test_imagenet_mobilenet_on_200_photos_beats_080(tmp_path):
+def test_imagenet_mobilenet_on_300_photos_beats_075(tmp_path):
     cfg = PipelineConfig()
-    cfg.data.path = _subset(str(tmp_path / "photos"), {"train": 80, "validation": 20})
+    cfg.data.path = _subset(str(tmp_path / "photos"), {"train": 100, "validation": 50})
     cfg.model.backbone, cfg.model.alpha, cfg.model.image_size = "mobilenet_v2", 0.35, 128
     cfg.model.weights = MOBILENET_WEIGHTS
-    cfg.training.head_epochs, cfg.training.finetune_epochs = 10, 2
-    cfg.eval.accuracy_threshold = 0.8
+    cfg.training.head_epochs, cfg.training.finetune_epochs = 8, 2
+    cfg.eval.accuracy_threshold = 0.75
     cfg.runtime.output_dir = str(tmp_path / "out")
     cfg.runtime.direct_running_mode = "in_memory"  # small data: no Beam worker processes to start
     local_runner.run(cfg)
     metrics = md.eval_metrics(cfg.metadata_path)
     accuracy = metrics["binary_accuracy"]
-    assert metrics["example_count"] == 40
-    assert accuracy > 0.8, accuracy
+    assert metrics["example_count"] == 100  # 0.88 measured; 0.75 is ~4 standard errors below
+    assert accuracy >= 0.75, accuracy
     assert md.blessed(cfg.metadata_path)
     assert len(versions(cfg.serving_model_dir)) == 1
