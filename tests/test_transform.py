@@ -10,7 +10,7 @@ import tensorflow_transform.beam as tft_beam
 from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from trainer.transform import IMAGE_XF, LABEL_VOCAB, LABEL_XF, preprocessing_fn
+from trainer.transform import IMAGE_XF, LABEL_VOCAB, LABEL_XF, checked_label_ids, preprocessing_fn
 
 
 def _encoded(color, size=(37, 23), fmt="JPEG"):
@@ -22,7 +22,7 @@ def _encoded(color, size=(37, 23), fmt="JPEG"):
 def _analyze_and_transform(rows, label_spec, tmp_path, image_size=32):
     feature_spec = {"image": tf.io.FixedLenFeature([1], tf.string), "label": label_spec}
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(feature_spec))
-    config = {"data": {"image_key": "image", "label_key": "label"}, "image_size": image_size}
+    config = {"image_key": "image", "label_key": "label", "image_size": image_size}
     with tft_beam.Context(temp_dir=str(tmp_path / "tft_tmp"), force_tf_compat_v1=False):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, config))
@@ -46,16 +46,41 @@ def test_images_are_decoded_resized_and_scaled_to_minus_one_one(tmp_path):
     np.testing.assert_allclose(images[2][..., 0], 1.0, atol=2e-2)  # red GIF: R channel high
     np.testing.assert_allclose(images[3], 128 / 127.5 - 1, atol=1e-2)
     vocab = [v.decode() for v in output.vocabulary_by_name(LABEL_VOCAB)]
-    assert vocab == ["sunny", "night"]  # most frequent first
-    assert [int(row[LABEL_XF]) for row in transformed] == [0, 1, 0, 0]
+    assert vocab == ["night", "sunny"]  # sorted names, not frequency order
+    assert [int(row[LABEL_XF]) for row in transformed] == [1, 0, 1, 1]
 
 
-def test_integer_labels_from_tfrecords_get_a_vocabulary_too(tmp_path):
-    rows = [{"image": [_encoded((10 * i, 0, 0))], "label": [i % 2]} for i in range(6)]
+def test_integer_labels_from_tfrecords_keep_their_numeric_order(tmp_path):
+    rows = [{"image": [_encoded((10 * i, 0, 0))], "label": [i % 11]} for i in range(22)]
     transformed, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.int64), tmp_path, 16)
-    vocab = sorted(v.decode() for v in output.vocabulary_by_name(LABEL_VOCAB))
-    assert vocab == ["0", "1"]
-    assert {int(row[LABEL_XF]) for row in transformed} == {0, 1}
+    vocab = [v.decode() for v in output.vocabulary_by_name(LABEL_VOCAB)]
+    assert vocab == [str(i) for i in range(11)]  # 2 before 10, as the integers are ordered
+    assert [int(row[LABEL_XF]) for row in transformed] == [i % 11 for i in range(22)]
+
+
+@pytest.mark.parametrize("majority", ["cat", "dog"])
+def test_class_ids_do_not_depend_on_the_class_balance(tmp_path, majority):
+    minority = "dog" if majority == "cat" else "cat"
+    rows = [{"image": [_encoded((i, i, i))], "label": [majority.encode()]} for i in range(5)]
+    rows.append({"image": [_encoded((9, 9, 9))], "label": [minority.encode()]})
+    transformed, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
+    assert [v.decode() for v in output.vocabulary_by_name(LABEL_VOCAB)] == ["cat", "dog"]
+    expected = {"cat": 0, "dog": 1}
+    assert [int(row[LABEL_XF]) for row in transformed] == [expected[majority]] * 5 + [expected[minority]]
+
+
+def test_a_label_outside_the_vocabulary_is_an_error_naming_it(tmp_path):
+    rows = [{"image": [_encoded((1, 1, 1))], "label": [b"cat"]}, {"image": [_encoded((2, 2, 2))], "label": [b"dog"]}]
+    _, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
+    layer = output.transform_features_layer()
+
+    def ids(labels):
+        raw = {"image": tf.constant([[_encoded((3, 3, 3))]] * len(labels)), "label": tf.constant([[x] for x in labels])}
+        return checked_label_ids(raw["label"], layer(raw)[LABEL_XF]).numpy().tolist()
+
+    assert ids([b"dog", b"cat"]) == [1, 0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)not among the model's classes.*bird"):
+        ids([b"dog", b"bird"])
 
 
 def test_a_non_image_fails_with_invalid_argument(tmp_path):

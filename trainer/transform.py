@@ -2,14 +2,22 @@
 
 Not materialized (see `pipeline.pipeline`): this graph is applied in the Trainer's input pipeline and inside
 the exported SavedModel, so training and serving decode images with the very same ops.
+
+Class ids follow the sorted class names (numerically sorted for integer labels), as Keras'
+`image_dataset_from_directory` numbers them, and never the class balance: `tft.vocabulary` orders by
+frequency, so a retrain on differently balanced data would swap the ids a TF Serving consumer reads.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import os
+from typing import Any, Dict, List
 
+import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
 
 IMAGE_XF = "image_xf"
 LABEL_XF = "label_xf"
@@ -42,13 +50,65 @@ def decode_and_scale(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.clip_by_value(images / 127.5 - 1.0, -1.0, 1.0)
 
 
+def sorted_labels(values: List[Any]) -> List[str]:
+    """The distinct labels in class-id order: sorted names, or sorted numbers for integer labels."""
+    distinct = set(values)
+    if all(isinstance(v, (int, np.integer)) for v in distinct):
+        return [str(v) for v in sorted(int(v) for v in distinct)]
+    return sorted(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in distinct)
+
+
+def _write_vocabulary(values: List[Any], path: str) -> bytes:
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("".join(f"{name}\n" for name in sorted_labels(values)))
+    return path.encode("utf-8")
+
+
+class SortedLabelVocabulary(tft_beam.experimental.PTransformAnalyzer):
+    """Analyzer: the distinct labels over the analyzed splits, written sorted as a vocabulary asset file."""
+
+    def expand(self, batches):
+        path = os.path.join(self.base_temp_dir, LABEL_VOCAB)
+        return (
+            batches
+            | "Labels" >> beam.FlatMap(lambda batch: batch[0].ravel().tolist())
+            | "Distinct" >> beam.Distinct()
+            | "All" >> beam.combiners.ToList()
+            | "Write" >> beam.Map(_write_vocabulary, path)
+        )
+
+
+def label_ids(label: tf.Tensor) -> tf.Tensor:
+    """Label [batch] (string or integer) -> class id [batch]; -1 for a label outside the vocabulary."""
+    (vocabulary,) = tft.experimental.ptransform_analyzer(
+        [label], SortedLabelVocabulary(), [tf.string], [[]], output_asset_default_values=[LABEL_VOCAB.encode()],
+        name="sorted_label_vocabulary",
+    )
+    return tft.apply_vocabulary(label_names(label), vocabulary, default_value=-1, name="label_ids")
+
+
+def label_names(label: tf.Tensor) -> tf.Tensor:
+    return label if label.dtype == tf.string else tf.strings.as_string(label)
+
+
+def checked_label_ids(raw_label, ids: tf.Tensor) -> tf.Tensor:
+    """`ids`, after an assertion that every label was in the vocabulary; the error names the unknown labels.
+
+    Not inside preprocessing_fn: tf.Transform runs that graph before the vocabulary exists.
+    """
+    unknown = tf.boolean_mask(label_names(_as_vector(raw_label)), ids < 0)
+    check = tf.debugging.Assert(
+        tf.equal(tf.size(unknown), 0), ["label(s) not among the model's classes:", unknown], summarize=10)
+    with tf.control_dependencies([check]):
+        return tf.identity(ids)
+
+
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
-    data = custom_config["data"]
-    encoded = _as_vector(inputs[data["image_key"]])
-    label = _as_vector(inputs[data["label_key"]])
-    if label.dtype != tf.string:  # e.g. TFDS's int64 labels
-        label = tf.strings.as_string(label)
+    """`custom_config`: image_key, label_key, image_size (only what this graph uses, so training changes
+    leave Transform's cache valid)."""
+    encoded = _as_vector(inputs[custom_config["image_key"]])
     return {
         IMAGE_XF: decode_and_scale(encoded, int(custom_config["image_size"])),
-        LABEL_XF: tft.compute_and_apply_vocabulary(label, vocab_filename=LABEL_VOCAB, num_oov_buckets=0),
+        LABEL_XF: label_ids(_as_vector(inputs[custom_config["label_key"]])),
     }
