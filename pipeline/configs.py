@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 STRATEGIES = (1, 2, 3)
+# The three example splits: the Trainer fits on train and early-stops / keeps its best weights on selection;
+# the Evaluator blesses on test, which played no part in choosing the model.
+TRAIN_SPLIT, SELECTION_SPLIT, TEST_SPLIT = "train", "selection", "test"
 SOURCES = ("image_folder", "tfrecord")
 WEIGHTS_KEYWORDS = ("imagenet", "none")
+BEAM_RUNNING_MODES = ("multi_processing", "multi_threading", "in_memory")  # Beam's direct_running_mode
 
 # Where the curated raw-data schema ships (package data).
 CURATED_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schema")
@@ -32,10 +36,11 @@ class DataConfig:
     # or a folder of TFRecords when source == "tfrecord". None: the generated demo data.
     path: Optional[str] = None
     source: str = "image_folder"
-    # Hash-split ratios (percent) for a root that is not already split; a zero test ratio means no test split.
+    # Hash-split percentages for a root that is not already split (train / selection / test). For a root split
+    # into train/ + validation/ (no test/), selection_ratio percent of train/ becomes the selection split.
     train_ratio: int = 80
-    eval_ratio: int = 20
-    test_ratio: int = 0
+    selection_ratio: int = 10
+    test_ratio: int = 10
     # File pattern (relative to path) of the TFRecords when source == "tfrecord".
     tfrecord_pattern: str = "*"
     image_key: str = "image"
@@ -117,7 +122,7 @@ class RuntimeConfig:
     pipeline_name: str = "tfx-image-finetune"
     output_dir: str = "outputs"
     enable_cache: bool = True
-    # Beam DirectRunner mode for local runs: multi_processing (default), multi_threading or in_memory.
+    # Beam running mode for local runs (pipeline.beam_args): multi_processing (default), multi_threading, in_memory.
     direct_running_mode: str = "multi_processing"
     direct_num_workers: int = 0  # 0: one per CPU core
 
@@ -189,10 +194,12 @@ class PipelineConfig:
         return self.model.image_size or BACKBONES[self.model.backbone].default_size
 
     def split_ratios(self) -> Dict[str, int]:
-        ratios = {"train": self.data.train_ratio, "eval": self.data.eval_ratio}
-        if self.data.test_ratio:
-            ratios["test"] = self.data.test_ratio
-        return ratios
+        d = self.data
+        return {TRAIN_SPLIT: d.train_ratio, SELECTION_SPLIT: d.selection_ratio, TEST_SPLIT: d.test_ratio}
+
+    def transform_config(self) -> Dict[str, Any]:
+        """Transform's `custom_config`: only what its graph uses, so a training change keeps its cache."""
+        return {"image_key": self.data.image_key, "label_key": self.data.label_key, "image_size": self.image_size}
 
     def trainer_config(self) -> Dict[str, Any]:
         """What the Transform and Trainer need, as a JSON-able dict (their `custom_config`)."""
@@ -213,9 +220,10 @@ class PipelineConfig:
         _check(d.source == "image_folder" or (d.num_classes or 0) >= 2, "data.num_classes",
                "is required (>= 2) when data.source is 'tfrecord'")
         _check(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
-        for name in ("train_ratio", "eval_ratio", "test_ratio"):
-            _check(getattr(d, name) >= 0, f"data.{name}", "must be >= 0")
-        _check(d.train_ratio > 0 and d.eval_ratio > 0, "data.train_ratio/eval_ratio", "must both be > 0")
+        for name in ("train_ratio", "selection_ratio", "test_ratio"):
+            _check(getattr(d, name) > 0, f"data.{name}", f"must be > 0 (train, selection and test), got {getattr(d, name)}")
+        _check(sum(self.split_ratios().values()) == 100, "data.split ratios",
+               f"must sum to 100, got {d.train_ratio},{d.selection_ratio},{d.test_ratio}")
         _check(m.backbone in BACKBONES, "model.backbone", f"must be one of {sorted(BACKBONES)}, got {m.backbone!r}")
         _check(m.strategy in STRATEGIES, "model.strategy", f"must be 1, 2 or 3, got {m.strategy!r}")
         _check(0.0 < m.unfreeze_fraction <= 1.0, "model.unfreeze_fraction", "must be in (0, 1]")
@@ -234,9 +242,9 @@ class PipelineConfig:
         _check(t.head_learning_rate > 0 and t.finetune_learning_rate > 0, "training.*_learning_rate", "must be > 0")
         _check(0.0 <= e.accuracy_threshold <= 1.0, "eval.accuracy_threshold", "must be in [0, 1]")
         _check(
-            self.runtime.direct_running_mode in ("multi_processing", "multi_threading", "in_memory"),
+            self.runtime.direct_running_mode in BEAM_RUNNING_MODES,
             "runtime.direct_running_mode",
-            "must be multi_processing, multi_threading or in_memory",
+            f"must be one of {BEAM_RUNNING_MODES}",
         )
         if d.split_folders and d.split_folders != "none":
             _check(len(d.split_folders.split(",")) in (2, 3), "data.split_folders",

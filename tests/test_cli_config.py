@@ -29,8 +29,9 @@ def test_help_and_flag_errors_answer_in_under_a_second():
 @pytest.mark.parametrize("args, message", [
     (["--data", "/no/such/folder"], "data.path '/no/such/folder' is not a directory"),
     (["--weights", "/no/such/weights.h5"], "model.weights must be 'imagenet', 'none' or an existing weights file"),
-    (["--split", "80"], "--split takes two or three percentages"),
-    (["--split", "80,0"], "data.train_ratio/eval_ratio must both be > 0"),
+    (["--split", "80,20"], "--split takes three percentages (train,selection,test)"),
+    (["--split", "80,20,0"], "data.test_ratio must be > 0"),
+    (["--split", "80,15,10"], "must sum to 100, got 80,15,10"),
     (["--source", "tfrecord", "--data", "/tmp"], "data.num_classes is required"),
     (["--accuracy-threshold", "1.5"], "eval.accuracy_threshold must be in [0, 1]"),
     (["--unfreeze-fraction", "0"], "model.unfreeze_fraction must be in (0, 1]"),
@@ -51,7 +52,7 @@ def test_flags_override_the_typed_config(tmp_path):
     cfg = config_from_args(args)
     assert (cfg.model.backbone, cfg.model.alpha, cfg.model.weights, cfg.model.strategy) == ("mobilenet_v2", 0.35, "none", 2)
     assert (cfg.training.head_epochs, cfg.training.finetune_epochs) == (3, 0)
-    assert cfg.split_ratios() == {"train": 70, "eval": 20, "test": 10}
+    assert cfg.split_ratios() == {"train": 70, "selection": 20, "test": 10}
     assert cfg.image_size == 160 and cfg.eval.accuracy_threshold == 0.9
     assert cfg.metadata_path == os.path.join(str(tmp_path / "out"), "metadata.sqlite")
 

@@ -12,13 +12,15 @@ from tfx.utils import proto_utils
 
 from components.image_folder_example_gen.component import ImageIngestReport, make_configs
 from components.image_folder_example_gen.executor import REPORT_FILE, Executor, ImageIngestError
-from components.image_folder_example_gen.layout import given_splits
+from components.image_folder_example_gen.layout import given_split_folders
+
+RATIOS = {"train": 80, "selection": 10, "test": 10}
 
 
-def _run(input_base, out_dir, split_ratios=None):
+def _run(input_base, out_dir, split_ratios=None, selection_percent=10):
     """Run the executor as TFX would; returns ({split: [(filename, label)]}, report dict)."""
-    splits = given_splits(input_base)
-    input_config, output_config = make_configs(splits, split_ratios or {"train": 80, "eval": 20})
+    folders = given_split_folders(input_base)
+    input_config, output_config = make_configs(folders, split_ratios or RATIOS)
     examples = standard_artifacts.Examples()
     examples.uri = os.path.join(out_dir, "examples")
     report = ImageIngestReport()
@@ -33,6 +35,7 @@ def _run(input_base, out_dir, split_ratios=None):
             "output_config": proto_utils.proto_to_json(output_config),
             "output_data_format": 6,  # FORMAT_TF_EXAMPLE
             "output_file_format": 5,  # FORMAT_TFRECORDS_GZIP
+            "selection_percent": selection_percent,
         },
     )
     out = {}
@@ -53,15 +56,17 @@ def test_hash_split_is_deterministic_and_follows_ratios(demo_images, tmp_path):
     first, report = _run(demo_images, str(tmp_path / "a"))
     second, _ = _run(demo_images, str(tmp_path / "b"))
     assert first == second
-    assert set(first) == {"train", "eval"}
-    total = len(first["train"]) + len(first["eval"])
+    assert set(first) == {"train", "selection", "test"}
+    total = sum(len(rows) for rows in first.values())
     assert total == 120 and report["valid_images"] == 120 and report["skipped_files"] == 0
     assert 0.65 < len(first["train"]) / total < 0.92
-    assert not set(first["train"]) & set(first["eval"])
+    assert first["selection"] and first["test"]
+    names = [set(rows) for rows in first.values()]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
     assert {label for _, label in first["train"]} == {"night", "sunny"}
     assert all(name.startswith(label + "/") for name, label in first["train"])
-    three, _ = _run(demo_images, str(tmp_path / "c"), {"train": 80, "eval": 10, "test": 10})
-    assert set(three) == {"train", "eval", "test"}
+    other, _ = _run(demo_images, str(tmp_path / "c"), {"train": 50, "selection": 25, "test": 25})
+    assert len(other["train"]) < len(first["train"])
 
 
 def _copy_tree(src, dst):
@@ -97,11 +102,31 @@ def test_given_splits_are_kept(demo_images, tmp_path):
             for i in cls_range:
                 name = f"{cls}_{i:04d}.jpg"
                 shutil.copy(os.path.join(demo_images, cls, name), root / split / cls / name)
-    splits, report = _run(str(root), str(tmp_path / "out"))
-    assert set(splits) == {"train", "eval"}
-    assert len(splits["train"]) == 80 and len(splits["eval"]) == 40
-    assert all(name.startswith("validation/") for name, _ in splits["eval"])
+    splits, report = _run(str(root), str(tmp_path / "out"), selection_percent=25)
+    assert set(splits) == {"train", "selection", "test"}
+    # validation/ is what the Evaluator judges; selection is carved out of train/ by a hash of the path.
+    assert len(splits["test"]) == 40 and all(name.startswith("validation/") for name, _ in splits["test"])
+    assert len(splits["train"]) + len(splits["selection"]) == 80
+    assert 10 <= len(splits["selection"]) <= 30 and not set(splits["train"]) & set(splits["selection"])
+    assert all(name.startswith("train/") for name, _ in splits["train"] + splits["selection"])
+    again, _ = _run(str(root), str(tmp_path / "again"), selection_percent=25)
+    assert again == splits  # deterministic
     assert report["valid_per_class"] == {"train": {"night": 40, "sunny": 40}, "validation": {"night": 20, "sunny": 20}}
+    assert report["skipped_files"] == 0
+
+
+def test_a_given_test_folder_is_judged_and_validation_selects(demo_images, tmp_path):
+    root = tmp_path / "split"
+    for split, cls_range in (("train", range(0, 30)), ("validation", range(30, 45)), ("test", range(45, 60))):
+        for cls in ("night", "sunny"):
+            os.makedirs(root / split / cls)
+            for i in cls_range:
+                name = f"{cls}_{i:04d}.jpg"
+                shutil.copy(os.path.join(demo_images, cls, name), root / split / cls / name)
+    splits, _ = _run(str(root), str(tmp_path / "out"))
+    assert {split: len(rows) for split, rows in splits.items()} == {"train": 60, "selection": 30, "test": 30}
+    assert all(name.startswith("validation/") for name, _ in splits["selection"])
+    assert all(name.startswith("test/") for name, _ in splits["test"])
 
 
 def test_class_sets_must_agree_across_splits(demo_images, tmp_path):

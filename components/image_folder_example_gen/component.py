@@ -7,19 +7,19 @@ file it skipped and why.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 from tfx import types
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 from components.image_folder_example_gen import executor
-
-INGEST_REPORT_KEY = "ingest_report"
+from components.image_folder_example_gen.executor import INGEST_REPORT_KEY, SELECTION_PERCENT_KEY
+from components.image_folder_example_gen.layout import split_folders_of
 
 
 class ImageIngestReport(types.Artifact):
@@ -29,18 +29,24 @@ class ImageIngestReport(types.Artifact):
 
 
 class ImageFolderExampleGenSpec(FileBasedExampleGenSpec):
+    PARAMETERS = {
+        **FileBasedExampleGenSpec.PARAMETERS,
+        # Percent of train/ hashed into the selection split when the root has no test/ folder.
+        SELECTION_PERCENT_KEY: ExecutionParameter(type=int, optional=True),
+    }
     OUTPUTS = {
         **FileBasedExampleGenSpec.OUTPUTS,
         INGEST_REPORT_KEY: ChannelParameter(type=ImageIngestReport),
     }
 
 
-def make_configs(given_splits: Optional[Dict[str, str]], split_ratios: Dict[str, int]):
-    """Input/output configs: keep the given split folders, or hash-split on the relative path."""
-    if given_splits:
+def make_configs(split_folders: Optional[List[str]], split_ratios: Dict[str, int]
+                 ) -> Tuple[example_gen_pb2.Input, example_gen_pb2.Output]:
+    """Input/output configs: the given split folders (layout.split_folders_of), or a hash split of the root."""
+    folders = split_folders_of(split_folders)
+    if folders:
         input_config = example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name=name, pattern=f"{folder}/*/*")
-                    for name, folder in given_splits.items()]
+            splits=[example_gen_pb2.Input.Split(name=name, pattern=f"{folder}/*/*") for name, folder in folders.items()]
         )
         return input_config, example_gen_pb2.Output()
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*/*")])
@@ -61,15 +67,17 @@ class ImageFolderExampleGen(FileBasedExampleGen):
     SPEC_CLASS = ImageFolderExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, input_base: str, given_splits: Optional[Dict[str, str]] = None,
-                 split_ratios: Optional[Dict[str, int]] = None):
-        """`given_splits` ({tfx split: folder}) for a root already split; else `split_ratios` (percent)."""
-        input_config, output_config = make_configs(given_splits, split_ratios or {"train": 80, "eval": 20})
+    def __init__(self, input_base: str, split_folders: Optional[List[str]], split_ratios: Dict[str, int],
+                 selection_percent: int):
+        """`split_folders` (layout.given_split_folders) for a root already split, else None: hash-split by
+        `split_ratios` (percent). `selection_percent`: the share of train/ for selection when there is no test/."""
+        input_config, output_config = make_configs(split_folders, split_ratios)
         spec = ImageFolderExampleGenSpec(
             input_base=input_base,
             input_config=input_config,
             output_config=output_config,
             custom_config=None,
+            selection_percent=selection_percent,
             range_config=None,
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,

@@ -5,10 +5,11 @@ Runs in Beam (the reading and decoding happen in workers), so the same code scal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Optional
 
 import apache_beam as beam
 import tensorflow as tf
@@ -18,8 +19,10 @@ from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
 from components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, class_folders
+from pipeline.configs import SELECTION_SPLIT, TRAIN_SPLIT
 
 INGEST_REPORT_KEY = "ingest_report"
+SELECTION_PERCENT_KEY = "selection_percent"
 REPORT_FILE = "report.json"
 _ROWS_DIR_PROPERTY = "_ingest_rows_dir"  # handed from Do to the per-split PTransform
 
@@ -45,14 +48,25 @@ def decode_error(data: bytes) -> str:
     return ""
 
 
-class _ReadImage(beam.DoFn):
-    """path -> tf.Example (main output) and one JSON report row per file (tagged output 'report')."""
+def in_selection(relative_path: str, percent: int) -> bool:
+    """Whether a file of train/ belongs to the selection split: a stable hash of its path, like TFX's splits."""
+    return int(hashlib.sha256(relative_path.encode("utf-8")).hexdigest(), 16) % 100 < percent
 
-    def __init__(self, input_base: str):
+
+class _ReadImage(beam.DoFn):
+    """path -> tf.Example (main output) and one JSON report row per file (tagged output 'report').
+
+    `selection`: (percent, wanted) keeps only the files whose in_selection(...) is `wanted`, before reading.
+    """
+
+    def __init__(self, input_base: str, selection: Optional[tuple] = None):
         self._input_base = input_base
+        self._selection = selection
 
     def process(self, path: str):
         relative = path[len(self._input_base.rstrip("/")) + 1:].replace(os.sep, "/")
+        if self._selection is not None and in_selection(relative, self._selection[0]) != self._selection[1]:
+            return []
         parts = relative.split("/")
         label = parts[-2]
         split_dir = parts[0] if len(parts) > 2 else ""
@@ -82,15 +96,16 @@ class _ReadImage(beam.DoFn):
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
-def _ImageFolderToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str):
+def _ImageFolderToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str,
+                          selection: Optional[tuple] = None, tag: Optional[str] = None):
     input_base = exec_properties["input_base"]
     files = sorted(tf.io.gfile.glob(os.path.join(input_base, split_pattern)))
-    tag = re.sub(r"[^A-Za-z0-9]+", "_", split_pattern.split("/")[0]).strip("_") or "all"
+    tag = tag or re.sub(r"[^A-Za-z0-9]+", "_", split_pattern.split("/")[0]).strip("_") or "all"
     results = (
         pipeline
         | "ListFiles" >> beam.Create(files)
         | "Reshuffle" >> beam.Reshuffle()
-        | "ReadAndCheck" >> beam.ParDo(_ReadImage(input_base)).with_outputs("report", main="examples")
+        | "ReadAndCheck" >> beam.ParDo(_ReadImage(input_base, selection)).with_outputs("report", main="examples")
     )
     _ = results.report | "WriteReportRows" >> beam.io.WriteToText(
         os.path.join(exec_properties[_ROWS_DIR_PROPERTY], f"rows-{tag}"), file_name_suffix=".jsonl"
@@ -101,6 +116,25 @@ def _ImageFolderToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, An
 class Executor(BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ImageFolderToExample
+
+    def GenerateExamplesByBeam(self, pipeline, exec_properties):
+        """One PCollection per given split folder; train and selection share train/ (by hash) if they must."""
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties["input_config"], input_config)
+        if len(input_config.splits) == 1:  # an unsplit root: TFX's own hash split
+            return super().GenerateExamplesByBeam(pipeline, exec_properties)
+        patterns = {split.name: split.pattern for split in input_config.splits}
+        shared = patterns.get(SELECTION_SPLIT) == patterns.get(TRAIN_SPLIT)
+        percent = int(exec_properties.get(SELECTION_PERCENT_KEY) or 0)
+        if shared and not 0 < percent < 100:
+            raise ImageIngestError(f"{SELECTION_PERCENT_KEY} must be in 1..99 to carve selection out of train/, "
+                                   f"got {percent}")
+        splits = {}
+        for name, pattern in patterns.items():
+            selection = (percent, name == SELECTION_SPLIT) if shared and name in (TRAIN_SPLIT, SELECTION_SPLIT) else None
+            splits[name] = pipeline | f"InputToRecord[{name}]" >> _ImageFolderToExample(
+                exec_properties, pattern, selection, tag=name)
+        return splits
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         report = artifact_utils.get_single_instance(output_dict[INGEST_REPORT_KEY])
@@ -122,7 +156,7 @@ def _input_split_dirs(exec_properties: Dict[str, Any]) -> List[str]:
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties["input_config"], input_config)
     dirs = [split.pattern.split("/")[0] if split.pattern.count("/") == 2 else "" for split in input_config.splits]
-    return dirs
+    return list(dict.fromkeys(dirs))
 
 
 def _check_layout(input_base: str, split_dirs: List[str]) -> None:

@@ -1,6 +1,11 @@
-"""How an image-folder root is laid out, and the ExampleGen input/output configs that follow from it.
+"""How an image-folder root is laid out, and which folders feed which example split.
 
 Import-light (no TFX): the CLI and tests use it too.
+
+Splits (pipeline.configs): train fits the model, selection early-stops it and picks its best weights, test
+is what the Evaluator blesses on. An unsplit root is hash-split three ways; a root already split into
+train/ + validation/ keeps validation/ as test and carves selection out of train/ by hash; with a test/ folder
+as well, validation/ is the selection split.
 """
 
 from __future__ import annotations
@@ -8,9 +13,10 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional
 
+from pipeline.configs import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-# Folder name of each given split -> TFX split name ("validation" is TFX's "eval").
-GIVEN_SPLIT_DIRS = {"train": "train", "validation": "eval", "eval": "eval", "test": "test"}
+EVAL_FOLDERS = ("validation", "eval")  # either name is accepted for the held-out folder
 
 
 def _listdir(path: str) -> List[str]:
@@ -21,16 +27,22 @@ def _listdir(path: str) -> List[str]:
     return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(path))
 
 
-def given_splits(root: str) -> Optional[Dict[str, str]]:
-    """{tfx split name: folder} when the root is already split (train + validation|eval [+ test]), else None."""
+def given_split_folders(root: str) -> Optional[List[str]]:
+    """[train, validation|eval] or [train, validation|eval, test] when the root is already split, else None."""
     names = set(_listdir(root))
-    if "train" not in names or not ({"validation", "eval"} & names):
+    held_out = [name for name in EVAL_FOLDERS if name in names]
+    if "train" not in names or not held_out:
         return None
-    eval_dir = "validation" if "validation" in names else "eval"
-    splits = {"train": "train", "eval": eval_dir}
-    if "test" in names:
-        splits["test"] = "test"
-    return splits
+    return ["train", held_out[0]] + (["test"] if "test" in names else [])
+
+
+def split_folders_of(folders: Optional[List[str]]) -> Optional[Dict[str, str]]:
+    """{example split: folder} for given split folders (train and selection share train/ without a test/)."""
+    if not folders:
+        return None
+    if len(folders) == 2:
+        return {TRAIN_SPLIT: folders[0], SELECTION_SPLIT: folders[0], TEST_SPLIT: folders[1]}
+    return {TRAIN_SPLIT: folders[0], SELECTION_SPLIT: folders[1], TEST_SPLIT: folders[2]}
 
 
 def class_folders(root: str) -> List[str]:
