@@ -11,20 +11,21 @@ from typing import Dict, List, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.evaluator.component import Evaluator
 from components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
-from components.image_folder_example_gen.layout import class_folders, given_splits
+from components.image_folder_example_gen.layout import class_folders, given_split_folders
 from components.hyperparameters.component import TrainingHyperparameters
 from components.hyperparameters.executor import HYPERPARAMETERS
 from components.pusher.component import ServingDirPusher
 from components.validation_gate.component import ValidationGate
-from pipeline.configs import PipelineConfig
+from pipeline.configs import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT, PipelineConfig
 
 PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
 VERTEX_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
 
 
-def example_gen(cfg: PipelineConfig):
+def example_gen(cfg: PipelineConfig, split_folders: Optional[List[str]]):
     data = cfg.data
     if data.source == "tfrecord":
         # Existing tf.Examples (e.g. TFDS's cats_vs_dogs TFRecords): split by hash, like an unsplit folder.
@@ -33,32 +34,33 @@ def example_gen(cfg: PipelineConfig):
             input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=data.tfrecord_pattern)]),
             output_config=hash_split_output(cfg.split_ratios()),
         )
-    return ImageFolderExampleGen(
-        input_base=image_root(cfg), given_splits=image_splits(cfg), split_ratios=cfg.split_ratios()
-    )
+    return ImageFolderExampleGen(input_base=image_root(cfg), split_folders=split_folders,
+                                 split_ratios=cfg.split_ratios(), selection_percent=data.selection_ratio)
 
 
 def image_root(cfg: PipelineConfig) -> str:
     return cfg.data.path or cfg.demo_data_dir
 
 
-def image_splits(cfg: PipelineConfig) -> Optional[Dict[str, str]]:
-    """{tfx split: folder} of an already-split root: from config (no listing) or by looking."""
+def image_split_folders(cfg: PipelineConfig) -> Optional[List[str]]:
+    """The folders of an already-split image root ([train, validation(, test)]): from config (no listing) or by
+    looking; None for an unsplit root or a TFRecord source."""
+    if cfg.data.source != "image_folder":
+        return None
     folders = cfg.data.split_folders
     if folders == "none":
         return None
     if folders:
-        return dict(zip(("train", "eval", "test"), folders.split(",")))
-    return given_splits(image_root(cfg))
+        return folders.split(",")
+    return given_split_folders(image_root(cfg))
 
 
-def count_classes(cfg: PipelineConfig) -> int:
-    """Number of classes: the config's, else the class folders of the image root (train split if split)."""
+def count_classes(cfg: PipelineConfig, split_folders: Optional[List[str]]) -> int:
+    """Number of classes: the config's, else the class folders of the image root (of train/ if split)."""
     if cfg.data.num_classes:
         return cfg.data.num_classes
-    splits = image_splits(cfg)
     root = image_root(cfg)
-    return len(class_folders(f"{root.rstrip('/')}/{splits['train']}" if splits else root))
+    return len(class_folders(f"{root.rstrip('/')}/{split_folders[0]}" if split_folders else root))
 
 
 def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
@@ -92,14 +94,6 @@ def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
     )
 
 
-def evaluation_split(cfg: PipelineConfig) -> str:
-    """The Evaluator judges the test split when there is one, else eval (which also early-stops training)."""
-    splits = image_splits(cfg) if cfg.data.source == "image_folder" else None
-    if splits is not None:
-        return "test" if "test" in splits else "eval"
-    return "test" if cfg.data.test_ratio else "eval"
-
-
 def hyperparameters(cfg: PipelineConfig, runtime_parameters: bool) -> TrainingHyperparameters:
     """Epochs and learning rates; as RuntimeParameters (pipeline parameters on Vertex/Kubeflow) if asked."""
     values = {name: getattr(cfg.training, name) for name in HYPERPARAMETERS}
@@ -111,9 +105,9 @@ def hyperparameters(cfg: PipelineConfig, runtime_parameters: bool) -> TrainingHy
     return TrainingHyperparameters(**values)
 
 
-def trainer(cfg: PipelineConfig, **kwargs):
+def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
     """The Trainer: in-process, or on Vertex AI Training with a GPU worker pool when the config asks."""
-    custom_config = cfg.trainer_config()
+    custom_config = {**cfg.trainer_config(), "num_classes": num_classes}
     if not cfg.cloud.vertex_training:
         return tfx.components.Trainer(custom_config=custom_config, **kwargs)
     vertex = tfx.extensions.google_cloud_ai_platform
@@ -157,8 +151,9 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     `beam_pipeline_args` apply to every Beam component; `cfg.cloud.beam_overrides` add per-component args.
     `runtime_parameters` turns epochs and learning rates into pipeline parameters (cloud runners).
     """
-    num_classes = count_classes(cfg)
-    gen = example_gen(cfg)
+    split_folders = image_split_folders(cfg)
+    num_classes = count_classes(cfg, split_folders)
+    gen = example_gen(cfg, split_folders)
     statistics = tfx.components.StatisticsGen(examples=gen.outputs["examples"])
     if cfg.data.infer_schema or cfg.data.source == "tfrecord":
         schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
@@ -177,7 +172,10 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         examples=gen.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=cfg.trainer_config(),
+        custom_config=cfg.transform_config(),
+        # The label vocabulary covers every split, so a class seen only outside train is named by the Trainer
+        # (no training examples) instead of becoming an unknown id in the Evaluator.
+        splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN_SPLIT, SELECTION_SPLIT, TEST_SPLIT]),
         materialize=False,
         disable_statistics=True,
     )
@@ -186,25 +184,26 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     hparams = hyperparameters(cfg, runtime_parameters)
     train = trainer(
         cfg,
+        num_classes,
         hyperparameters=hparams.outputs["hyperparameters"],
         run_fn=RUN_FN,
         examples=gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[SELECTION_SPLIT]),  # early stopping and best weights
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
+    ).with_id("latest_blessed_model_resolver")  # used only if it has this model's classes and image size
+    evaluator = Evaluator(
         examples=gen.outputs["examples"],
         model=train.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(cfg, num_classes),
-        example_splits=[evaluation_split(cfg)],
+        example_splits=[TEST_SPLIT],  # never seen by training, early stopping or weight selection
     )
     pusher = ServingDirPusher(
         model=train.outputs["model"],

@@ -8,6 +8,7 @@ from typing import Dict, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from components.evaluator.executor import BASELINE_PROPERTY
 from trainer.serving_contract import versions
 
 State = metadata_store_pb2.Execution.State
@@ -41,13 +42,26 @@ def execution_seconds(metadata_path: str) -> Dict[str, float]:
 
 
 def latest_artifact_uri(metadata_path: str, type_name: str) -> Optional[str]:
+    artifact = _latest_artifact(metadata_path, type_name)
+    return artifact.uri if artifact else None
+
+
+def _latest_artifact(metadata_path: str, type_name: str):
     artifacts = store(metadata_path).get_artifacts_by_type(type_name)
-    return max(artifacts, key=lambda a: a.id).uri if artifacts else None
+    return max(artifacts, key=lambda a: a.id) if artifacts else None
 
 
 def blessed(metadata_path: str) -> bool:
     uri = latest_artifact_uri(metadata_path, "ModelBlessing")
     return bool(uri) and os.path.exists(os.path.join(uri, "BLESSED"))
+
+
+def baseline(metadata_path: str) -> Optional[str]:
+    """What the latest Evaluator compared with: the baseline model's URI, or 'none: <why>'."""
+    blessing = _latest_artifact(metadata_path, "ModelBlessing")
+    if blessing is None or BASELINE_PROPERTY not in blessing.custom_properties:
+        return None
+    return blessing.custom_properties[BASELINE_PROPERTY].string_value
 
 
 def eval_metrics(metadata_path: str) -> Dict[str, float]:
@@ -65,7 +79,9 @@ def describe(metadata_path: str, serving_model_dir: str) -> str:
     metrics = eval_metrics(metadata_path)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k != "example_count")
     pushed = versions(serving_model_dir)
+    compared = baseline(metadata_path)
+    against = f"Baseline: {compared}\n" if compared else ""
     if blessed(metadata_path):
         where = os.path.join(serving_model_dir, str(pushed[-1])) if pushed else serving_model_dir
-        return f"Model BLESSED ({shown}); serving version: {where}"
-    return f"Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}"
+        return f"{against}Model BLESSED ({shown}); serving version: {where}"
+    return f"{against}Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}"

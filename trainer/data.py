@@ -6,12 +6,13 @@ here instead, once, and the decoded images are cached in memory so later epochs 
 
 from __future__ import annotations
 
-from typing import List
+from collections import Counter
+from typing import Dict, List
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.transform import IMAGE_XF, LABEL_XF
+from trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids, label_names
 
 _DECODE_BATCH = 64
 
@@ -26,6 +27,7 @@ def list_files(file_patterns: List[str]) -> List[str]:
 def make_dataset(
     file_patterns: List[str],
     tft_output: tft.TFTransformOutput,
+    label_key: str,
     batch_size: int,
     training: bool,
     cache_in_memory: bool = True,
@@ -36,8 +38,9 @@ def make_dataset(
     tft_layer = tft_output.transform_features_layer()
 
     def transform(serialized):
-        transformed = tft_layer(tf.io.parse_example(serialized, raw_spec))
-        return transformed[IMAGE_XF], transformed[LABEL_XF]
+        raw = tf.io.parse_example(serialized, raw_spec)
+        transformed = tft_layer(raw)
+        return transformed[IMAGE_XF], checked_label_ids(raw[label_key], transformed[LABEL_XF])
 
     ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP")
     ds = ds.batch(_DECODE_BATCH).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
@@ -53,3 +56,16 @@ def raw_images(file_patterns: List[str], image_key: str, count: int) -> List[byt
     ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP").take(count)
     spec = {image_key: tf.io.FixedLenFeature([1], tf.string)}
     return [tf.io.parse_single_example(record, spec)[image_key].numpy()[0] for record in ds]
+
+
+def label_counts(file_patterns: List[str], tft_output: tft.TFTransformOutput, label_key: str) -> Dict[str, int]:
+    """{class name: examples} of the raw examples, reading only the label feature (no image decoding)."""
+    spec = {label_key: tft_output.raw_feature_spec()[label_key]}
+    counts: Counter = Counter()
+    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP").batch(1024)
+    for batch in ds:
+        label = tf.io.parse_example(batch, spec)[label_key]
+        if isinstance(label, tf.SparseTensor):
+            label = label.values
+        counts.update(v.decode("utf-8") for v in label_names(tf.reshape(label, [-1])).numpy())
+    return dict(counts)

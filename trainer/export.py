@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 from trainer.model import probabilities
 from trainer.serving_contract import (EXAMPLES_INPUT, EXAMPLES_SIGNATURE, IMAGE_INPUT, LABELS_FILE,
                                       SERVING_SIGNATURE, SUMMARY_FILE, WARMUP_FILE)
-from trainer.transform import IMAGE_XF, LABEL_XF
+from trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids
 
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)
 IMAGES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_INPUT)
@@ -40,7 +40,7 @@ class ServingModule(tf.Module):
         raw_spec = tft_output.raw_feature_spec()
         self._image_spec = {image_key: raw_spec[image_key]}
         self._label_spec = {label_key: raw_spec[label_key]}
-        self._image_key = image_key
+        self._image_key, self._label_key = image_key, label_key
 
     def _outputs(self, transformed_images: tf.Tensor) -> Dict[str, tf.Tensor]:
         probs = probabilities(self.model(transformed_images, training=False), self.num_classes)
@@ -62,7 +62,7 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[EXAMPLES_SPEC])
     def transform_features(self, examples):
         parsed = tf.io.parse_example(examples, {**self._image_spec, **self._label_spec})
-        return {LABEL_XF: self.tft_layer(parsed)[LABEL_XF]}
+        return {LABEL_XF: checked_label_ids(parsed[self._label_key], self.tft_layer(parsed)[LABEL_XF])}
 
     @tf.function(input_signature=[EXAMPLES_SPEC])
     def evaluation(self, examples):

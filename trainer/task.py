@@ -8,7 +8,7 @@ import os
 from trainer.keras2 import keras, tf
 import tensorflow_transform as tft
 
-from trainer.data import make_dataset, raw_images
+from trainer.data import label_counts, make_dataset, raw_images
 from trainer.export import ServingModule, export_saved_model
 from trainer.model import build_model, calibrate_batchnorm, resolve_weights
 from trainer.train import train_two_phases, write_history
@@ -18,11 +18,32 @@ log = logging.getLogger(__name__)
 WARMUP_REQUESTS = 5
 
 
-def class_names(tft_output: tft.TFTransformOutput):
+class ClassListError(ValueError):
+    """The label vocabulary does not make the classification task the pipeline was built for."""
+
+
+def class_names(tft_output: tft.TFTransformOutput, expected_count: int):
+    """The classes in id order (Transform's sorted vocabulary), checked before any training.
+
+    The Evaluator's metrics (binary or multi-class) were chosen from `expected_count` when the pipeline was
+    built (class folders or --num-classes): a different vocabulary size fails here, naming both counts.
+    """
     names = [n.decode() if isinstance(n, bytes) else n for n in tft_output.vocabulary_by_name(LABEL_VOCAB)]
     if len(names) < 2:
-        raise ValueError(f"the label vocabulary has {len(names)} class(es) {names}; at least two are needed")
+        raise ClassListError(f"the label vocabulary has {len(names)} class(es) {names}; at least two are needed")
+    if len(names) != expected_count:
+        raise ClassListError(
+            f"the label vocabulary has {len(names)} classes {names}, but the pipeline was built for "
+            f"{expected_count} (class folders or --num-classes), which chose the Evaluator's metrics")
     return names
+
+
+def check_training_examples(names, train_counts) -> None:
+    """Every class needs training examples: a label seen only in selection/test data is named here."""
+    missing = [name for name in names if not train_counts.get(name)]
+    if missing:
+        raise ClassListError(f"class(es) {missing} have no training examples (they occur only outside the train "
+                             f"split); training examples per class: {train_counts}")
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -41,12 +62,14 @@ def run_fn(fn_args) -> None:
     image_size = int(cfg["image_size"])
     keras.utils.set_random_seed(training_cfg["seed"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    names = class_names(tft_output)
-    log.info("classes (id order): %s", names)
+    names = class_names(tft_output, int(cfg["num_classes"]))
+    train_counts = label_counts(fn_args.train_files, tft_output, data_cfg["label_key"])
+    check_training_examples(names, train_counts)
+    log.info("classes (id order): %s; training examples per class: %s", names, train_counts)
 
     def dataset(files, training):
         return make_dataset(
-            files, tft_output, training_cfg["batch_size"], training,
+            files, tft_output, data_cfg["label_key"], training_cfg["batch_size"], training,
             training_cfg["cache_in_memory"], training_cfg["shuffle_buffer"], training_cfg["seed"],
         )
 
@@ -61,7 +84,8 @@ def run_fn(fn_args) -> None:
         model, base, train_ds, dataset(fn_args.eval_files, False),
         len(names), model_cfg, training_cfg, fn_args.model_run_dir, strategy,
     )
-    history.update({"classes": names, "weights": model_cfg["weights"] if weights else "none (random init)"})
+    history.update({"classes": names, "train_examples_per_class": train_counts,
+                    "weights": model_cfg["weights"] if weights else "none (random init)"})
     write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))
     module = ServingModule(model, tft_output, names, data_cfg["image_key"], data_cfg["label_key"])
     summary = {"config": cfg, "history": history}

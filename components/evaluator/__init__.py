@@ -1,0 +1,1 @@
+"""TFX's Evaluator, judging against the last blessed model only when it solves the same task."""
