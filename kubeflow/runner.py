@@ -11,14 +11,15 @@ import os
 from typing import Any, Dict, List, Optional
 
 from components.hyperparameters.executor import HYPERPARAMETERS
+from pipeline.beam_args import local_beam_args
 from pipeline.configs import PipelineConfig, validate_for_cloud
 
 
 def dataflow_args(cfg: PipelineConfig) -> List[str]:
-    """Beam args for every Beam component: Dataflow when enabled, else Beam's DirectRunner in the pod."""
+    """Beam args for every Beam component: Dataflow when enabled, else the pod's cores (pipeline.beam_args)."""
     c = cfg.cloud
     if not c.dataflow:
-        return ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+        return local_beam_args()
     temp = c.dataflow_temp_location or f"{cfg.runtime.output_dir.rstrip('/')}/tmp"
     return [
         "--runner=DataflowRunner",

@@ -10,7 +10,7 @@ import sys
 import warnings
 from typing import List, Optional
 
-from pipeline.configs import ConfigError, PipelineConfig, demo_config
+from pipeline.configs import BEAM_RUNNING_MODES, ConfigError, PipelineConfig, demo_config
 from pipeline.predict import ServingError
 
 DEFAULTS = PipelineConfig()
@@ -28,8 +28,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-key", default=d.image_key)
     g.add_argument("--label-key", default=d.label_key)
     g.add_argument("--num-classes", type=int, help="class count (required with --source tfrecord and in the cloud)")
-    g.add_argument("--split", default=f"{d.train_ratio},{d.eval_ratio}",
-                   help="train,eval[,test] percentages for an unsplit folder (default %(default)s)")
+    g.add_argument("--split", default=f"{d.train_ratio},{d.selection_ratio},{d.test_ratio}",
+                   help="train,selection,test percentages of an unsplit folder (default %(default)s); for a root "
+                        "split into train/ + validation/ only, the selection percentage of train/ is selection")
     g.add_argument("--split-folders", help="'train,validation[,test]' for an already-split root, 'none' for an "
                                            "unsplit one (default: look at the folder)")
     g.add_argument("--infer-schema", action="store_true", help="SchemaGen inference instead of schema/")
@@ -100,10 +101,10 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     try:
         ratios = [int(x) for x in args.split.split(",")]
     except ValueError:
-        raise ConfigError(f"--split must be integers like 80,20 or 80,10,10, got {args.split!r}") from None
-    if len(ratios) not in (2, 3):
-        raise ConfigError(f"--split takes two or three percentages, got {args.split!r}")
-    d.train_ratio, d.eval_ratio, d.test_ratio = (ratios + [0])[:3]
+        raise ConfigError(f"--split must be three integers like 80,10,10, got {args.split!r}") from None
+    if len(ratios) != 3:
+        raise ConfigError(f"--split takes three percentages (train,selection,test), got {args.split!r}")
+    d.train_ratio, d.selection_ratio, d.test_ratio = ratios
     m.backbone, m.alpha, m.image_size, m.strategy = args.backbone, args.alpha, args.image_size, args.strategy
     m.unfreeze_fraction, m.unfreeze_from_layer = args.unfreeze_fraction, args.unfreeze_from_layer
     if not demo or args.weights != DEFAULTS.model.weights:
@@ -154,14 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, Beam DirectRunner)")
+    run = sub.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, Beam on this machine's cores)")
     run.add_argument("--demo", action="store_true",
                      help="the generated demo images, a few epochs, and random init if ImageNet weights cannot be fetched")
     _add_config_flags(run)
     run.add_argument("--output", dest="output_dir", default=DEFAULTS.runtime.output_dir,
                      help="pipeline root, metadata and default serving dir (default %(default)s)")
     run.add_argument("--beam-mode", default=DEFAULTS.runtime.direct_running_mode,
-                     choices=["multi_processing", "multi_threading", "in_memory"])
+                     choices=BEAM_RUNNING_MODES)
 
     compile_ = sub.add_parser("compile", help="compile the pipeline for Vertex AI Pipelines / Kubeflow (KFP v2 JSON)")
     _add_config_flags(compile_)
@@ -195,11 +196,16 @@ def _quiet_library_warnings() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
 
 
-def _run(cfg: PipelineConfig) -> None:
+# Exit codes of `run` (README): the verdict is in the code, for scripts and CI.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3  # EXIT_OK: blessed (run), done (others)
+
+
+def _run(cfg: PipelineConfig) -> int:
     from pipeline import local_runner, run_summary
 
     local_runner.run(cfg)
     print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
+    return EXIT_OK if run_summary.blessed(cfg.metadata_path) else EXIT_NOT_BLESSED
 
 
 def _submit(cfg: PipelineConfig, args: argparse.Namespace) -> None:
@@ -250,6 +256,8 @@ def _predict(args: argparse.Namespace) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from pipeline.output_lock import OutputInUseError
+
     try:
         if args.command == "predict":
             _predict(args)
@@ -258,7 +266,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _quiet_library_warnings()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if args.command == "run":
-            _run(cfg)
+            return _run(cfg)
         elif args.command == "compile":
             from kubeflow import runner
 
@@ -266,11 +274,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "submit":
             _submit(cfg, args)
     except ConfigError as err:
-        parser.exit(2, f"tfx-image-finetune: error: {err}\n")
-    except (ValueError, FileNotFoundError, ServingError) as err:  # bad data: ImageIngestError, DataAnomaliesError, ...
+        parser.exit(EXIT_USAGE, f"tfx-image-finetune: error: {err}\n")
+    except (ValueError, FileNotFoundError, ServingError, OutputInUseError) as err:  # ImageIngestError, ...
         logging.debug("failed", exc_info=True)
-        parser.exit(1, f"tfx-image-finetune: error: {type(err).__name__}: {err}\n")
-    return 0
+        parser.exit(EXIT_FAILED, f"tfx-image-finetune: error: {type(err).__name__}: {err}\n")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

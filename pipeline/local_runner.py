@@ -6,18 +6,16 @@ import logging
 import os
 from typing import List
 
+from pipeline.beam_args import local_beam_args
 from pipeline.configs import PipelineConfig
+from pipeline.output_lock import output_lock
 
 log = logging.getLogger(__name__)
 
 
 def beam_args(cfg: PipelineConfig) -> List[str]:
     workers = cfg.runtime.direct_num_workers or os.cpu_count() or 1
-    return [
-        "--runner=DirectRunner",
-        f"--direct_running_mode={cfg.runtime.direct_running_mode}",
-        f"--direct_num_workers={workers}",
-    ]
+    return local_beam_args(cfg.runtime.direct_running_mode, workers)
 
 
 def prepare(cfg: PipelineConfig) -> PipelineConfig:
@@ -38,15 +36,15 @@ def prepare(cfg: PipelineConfig) -> PipelineConfig:
 
 
 def run(cfg: PipelineConfig) -> None:
-    from tfx import v1 as tfx
+    with output_lock(cfg.runtime.output_dir):  # before the slow imports: a second run is refused at once
+        from tfx import v1 as tfx
 
-    from pipeline.pipeline import create_pipeline
+        from pipeline.pipeline import create_pipeline
 
-    prepare(cfg)
-    os.makedirs(cfg.runtime.output_dir, exist_ok=True)
-    pipeline = create_pipeline(
-        cfg,
-        beam_pipeline_args=beam_args(cfg),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path),
-    )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+        prepare(cfg)
+        pipeline = create_pipeline(
+            cfg,
+            beam_pipeline_args=beam_args(cfg),
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path),
+        )
+        tfx.orchestration.LocalDagRunner().run(pipeline)
