@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import shutil
 
 import pytest
 
@@ -28,14 +31,66 @@ def small_config(output_dir: str, data: str):
     return cfg
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
 @pytest.fixture(scope="session")
-def first_run(demo_images, tmp_path_factory):
-    """One real LocalDagRunner run over the demo images, shared by the end-to-end and serving tests."""
+def first_run_log():
+    """Every log record of the first_run fixture's run (e.g. which Beam runner ran)."""
+    return _Records()
+
+
+@pytest.fixture(scope="session")
+def first_run(demo_images, tmp_path_factory, first_run_log):
+    """One real LocalDagRunner run over the demo images, shared by the end-to-end and serving tests.
+
+    Tests that run the pipeline again do it on a copy (`copy_of_run`), so none depends on the order of tests.
+    """
     from pipeline import local_runner
 
     cfg = small_config(str(tmp_path_factory.mktemp("e2e")), demo_images)
-    local_runner.run(cfg)
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.addHandler(first_run_log)
+    root.setLevel(logging.INFO)
+    try:
+        local_runner.run(cfg)
+    finally:
+        root.removeHandler(first_run_log)
+        root.setLevel(level)
     return cfg
+
+
+def copy_of_run(cfg, destination: str):
+    """The run's output folder (metadata, pipeline root, serving dir) copied, and a config pointing at it.
+
+    Cached artifacts keep their URIs in the original folder, which is only read.
+    """
+    out = copy.deepcopy(cfg)
+    shutil.copytree(cfg.runtime.output_dir, destination)
+    out.runtime.output_dir = destination
+    return out
+
+
+def color_classes(root: str, colors: dict, per_class: int, size: int = 64) -> str:
+    """<root>/<class>/<i>.png: a noisy image of each class's colour with a random darker square."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, rgb in colors.items():
+        os.makedirs(os.path.join(root, name))
+        for i in range(per_class):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 30, (size, size, 3)), 0, 255)
+            x, y, side = *rng.integers(0, size // 2, 2), size // 3
+            pixels[y:y + side, x:x + side] *= 0.5
+            Image.fromarray(pixels.astype("uint8")).save(os.path.join(root, name, f"{i:03d}.png"))
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,8 @@ def test_tfrecord_source_reaches_the_same_transform(tmp_path):
     assert transform.inputs["examples"] is components["ImportExampleGen"].outputs["examples"]
     assert transform.exec_properties["preprocessing_fn"] == "trainer.transform.preprocessing_fn"
     split_config = json.loads(components["ImportExampleGen"].exec_properties["output_config"])["split_config"]
-    assert split_config["splits"] == [{"name": "train", "hash_buckets": 80}, {"name": "eval", "hash_buckets": 20}]
+    assert split_config["splits"] == [{"name": "train", "hash_buckets": 80}, {"name": "selection", "hash_buckets": 10},
+                                      {"name": "test", "hash_buckets": 10}]
 
 
 def test_eval_config_metrics_and_thresholds_follow_the_class_count():
@@ -70,12 +71,34 @@ def test_eval_config_metrics_and_thresholds_follow_the_class_count():
     assert [m.class_name for m in multi.metrics_specs[0].metrics] == ["ExampleCount", "SparseCategoricalAccuracy"]
 
 
-def test_given_test_split_is_what_the_evaluator_judges(demo_images, tmp_path):
-    root = tmp_path / "split"
-    for split in ("train", "validation", "test"):
+@pytest.mark.parametrize("folders", [None, ("train", "validation"), ("train", "validation", "test")])
+def test_the_evaluator_judges_examples_that_never_chose_the_model(demo_images, tmp_path, folders):
+    root = tmp_path / "data"
+    for split in folders or ():
         shutil.copytree(demo_images, root / split)
-    components = _by_id(create_pipeline(_cfg(str(root))))
-    assert components["Evaluator"].exec_properties["example_splits"] == '["test"]'
+    components = _by_id(create_pipeline(_cfg(str(root) if folders else demo_images)))
+    trainer, evaluator = components["Trainer"], components["Evaluator"]
+    assert json.loads(trainer.exec_properties["train_args"]) == {"splits": ["train"]}
+    assert json.loads(trainer.exec_properties["eval_args"]) == {"splits": ["selection"]}  # early stopping, best weights
+    assert evaluator.exec_properties["example_splits"] == '["test"]'
+    inputs = json.loads(components["ImageFolderExampleGen"].exec_properties["input_config"])["splits"]
+    patterns = {split["name"]: split["pattern"] for split in inputs}
+    if folders == ("train", "validation"):
+        assert patterns == {"train": "train/*/*", "selection": "train/*/*", "test": "validation/*/*"}
+    elif folders:
+        assert patterns == {"train": "train/*/*", "selection": "validation/*/*", "test": "test/*/*"}
+    else:
+        assert patterns == {"all": "*/*"}
+
+
+def test_transform_sees_only_what_its_graph_uses(demo_images):
+    cfg = _cfg(demo_images)
+    transform = _by_id(create_pipeline(cfg))["Transform"]
+    assert json.loads(transform.exec_properties["custom_config"]) == {"image_key": "image", "label_key": "label",
+                                                                      "image_size": 150}
+    cfg.training.finetune_epochs, cfg.training.head_learning_rate, cfg.model.strategy = 3, 0.5, 2
+    assert _by_id(create_pipeline(cfg))["Transform"].exec_properties == transform.exec_properties
+    assert json.loads(transform.exec_properties["splits_config"])["analyze"] == ["train", "selection", "test"]
 
 
 def _anomalies_artifact(tmp_path, examples):

@@ -1,14 +1,18 @@
 """The real LocalDagRunner over small generated data: artifacts, push, blessing gate, caching."""
 
-import copy
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 import tensorflow as tf
 
-from pipeline import local_runner
+from pipeline import cli, local_runner
 from pipeline import run_summary as md
+from pipeline.output_lock import output_lock
+from tests.conftest import color_classes, copy_of_run, small_config
 from trainer.serving_contract import versions
 
 COMPONENTS = [
@@ -28,7 +32,7 @@ def _serialized_examples(images):
         for data in images]
 
 
-def test_every_component_ran_and_wrote_its_artifacts(first_run):
+def test_every_component_ran_and_wrote_its_artifacts(first_run, first_run_log):
     cfg = first_run
     states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert set(states) == set(COMPONENTS)
@@ -38,11 +42,12 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run):
     root = cfg.pipeline_root
     for path in [
         "ImageFolderExampleGen/examples/*/Split-train/*.gz",
-        "ImageFolderExampleGen/examples/*/Split-eval/*.gz",
+        "ImageFolderExampleGen/examples/*/Split-selection/*.gz",
+        "ImageFolderExampleGen/examples/*/Split-test/*.gz",
         "ImageFolderExampleGen/ingest_report/*/report.json",
         "StatisticsGen/statistics/*/Split-train/FeatureStats.pb",
         "ImportSchemaGen/schema/*/schema.pbtxt",
-        "ExampleValidator/anomalies/*/Split-eval/SchemaDiff.pb",
+        "ExampleValidator/anomalies/*/Split-test/SchemaDiff.pb",
         "Transform/transform_graph/*/transform_fn/saved_model.pb",
         "Transform/transform_graph/*/transform_fn/assets/label_vocab",
         "Trainer/model/*/Format-Serving/saved_model.pb",
@@ -56,8 +61,20 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run):
     assert [row["phase"] for row in history["epochs"]] == [1, 2]
     assert [row["epoch"] for row in history["epochs"]] == [1, 2]  # the epoch count continues
     assert history["epochs"][1]["trainable_params"] > history["epochs"][0]["trainable_params"]
-    assert sorted(history["classes"]) == ["night", "sunny"]
+    assert history["classes"] == ["night", "sunny"]  # sorted names are the class ids
+    assert set(history["train_examples_per_class"]) == {"night", "sunny"}
     assert tf.io.gfile.glob(os.path.join(root, "Trainer/model_run/*/train/events.out.tfevents.*"))
+    # The Evaluator blessed on the test split, which neither trained nor selected the model.
+    assert md.eval_metrics(cfg.metadata_path)["example_count"] == _count(root, "ImageFolderExampleGen", "test")
+    assert md.baseline(cfg.metadata_path).startswith("none: no blessed model yet")
+    # Beam ran on the pinned runner: no attempt to download or start Prism.
+    beam = [m for m in first_run_log.messages if m.startswith("apache_beam")]
+    assert beam and not [m for m in beam if "prism" in m.lower()], [m for m in beam if "prism" in m.lower()][:3]
+
+
+def _count(root, component, split):
+    files = tf.io.gfile.glob(os.path.join(root, component, "examples", "*", f"Split-{split}", "*.gz"))
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
 
 
 def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
@@ -96,22 +113,65 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
         loaded.signatures["serving_default"](image_bytes=tf.constant([b"not an image"]))
 
 
-def test_identical_rerun_is_cached_and_unreachable_threshold_pushes_nothing(first_run):
-    cfg = copy.deepcopy(first_run)  # the session's other tests keep the original
+def test_identical_rerun_is_cached_and_unreachable_threshold_pushes_nothing(first_run, tmp_path):
+    cfg = copy_of_run(first_run, str(tmp_path / "rerun"))  # the session's other tests keep the original
     before = versions(cfg.serving_model_dir)
-    local_runner.run(cfg)
+    assert cli._run(cfg) == cli.EXIT_OK
     states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert states["ImageFolderExampleGen"] == "CACHED"
     assert states["Transform"] == "CACHED"
     assert states["Trainer"] == "CACHED"
     # The Evaluator re-blesses the same model (now against itself as baseline); it is not pushed again.
     assert versions(cfg.serving_model_dir) == before
+    assert "Trainer/model/" in md.baseline(cfg.metadata_path)
 
     # Demand more than the (identical) last blessed model: the change threshold cannot be met.
     cfg.eval.accuracy_threshold = 1.0
     cfg.eval.max_accuracy_drop = -0.01
-    local_runner.run(cfg)
+    assert cli._run(cfg) == cli.EXIT_NOT_BLESSED  # the verdict is in the exit code
     states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert states["Trainer"] == "CACHED" and states["Evaluator"] == "COMPLETE"
     assert not md.blessed(cfg.metadata_path)
     assert versions(cfg.serving_model_dir) == before
+
+
+def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, capsys):
+    """Three classes after two in the same --output: no crash against the old model, multi-class metrics,
+    judged on the value threshold alone, and every class served."""
+    cfg = copy_of_run(first_run, str(tmp_path / "out"))
+    data = color_classes(str(tmp_path / "rgb"), {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)},
+                         per_class=30)
+    new = small_config(cfg.runtime.output_dir, data)
+    new.model.image_size = 64
+    new.training.head_epochs = 3
+    new.eval.accuracy_threshold = 0.5  # chance is 1/3
+    before = versions(new.serving_model_dir)
+    assert cli._run(new) == cli.EXIT_OK
+    metrics = md.eval_metrics(new.metadata_path)
+    assert "sparse_categorical_accuracy" in metrics and "binary_accuracy" not in metrics
+    assert metrics["sparse_categorical_accuracy"] >= 0.5
+    assert md.blessed(new.metadata_path)
+    note = md.baseline(new.metadata_path)
+    assert note.startswith("none:") and "['night', 'sunny']" in note and "['blue', 'green', 'red']" in note
+    assert "Baseline: none:" in capsys.readouterr().out
+    pushed = versions(new.serving_model_dir)
+    assert len(pushed) == len(before) + 1
+    loaded = tf.saved_model.load(os.path.join(new.serving_model_dir, str(pushed[-1])))
+    images = [open(os.path.join(data, c, "000.png"), "rb").read() for c in ("blue", "green", "red")]
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+    assert out["probabilities"].shape == (3, 3)
+    labels = open(os.path.join(new.serving_model_dir, str(pushed[-1]), "assets.extra", "labels.txt")).read().split()
+    assert labels == ["blue", "green", "red"]
+
+
+def test_a_second_run_on_a_busy_output_fails_at_once_naming_the_first(tmp_path, demo_images):
+    out = str(tmp_path / "busy")
+    with output_lock(out):
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--data", demo_images, "--weights", "none",
+                               "--output", out], capture_output=True, text=True, timeout=120)
+        seconds = time.monotonic() - start
+    assert proc.returncode == cli.EXIT_FAILED
+    assert "is in use by a running pipeline" in proc.stderr and f"pid {os.getpid()}" in proc.stderr
+    assert seconds < 10, seconds  # refused before TFX is imported
+    assert not os.path.exists(os.path.join(out, "metadata.sqlite"))
