@@ -49,6 +49,76 @@ def test_only_the_newest_versions_are_kept(tmp_path):
     assert versions(base) == pushed[-2:]
 
 
+def _config(base):
+    """The model config file beside the model folder, parsed with TF Serving's own ModelServerConfig proto."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    path = os.path.join(os.path.dirname(base), "models.config")
+    with open(path) as f:
+        text = f.read()
+    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    return text, {model.name: model for model in config.model_config_list.config}
+
+
+def _served(base):
+    model = _config(base)[1][os.path.basename(base)]
+    assert model.model_version_policy.WhichOneof("policy_choice") == "specific"
+    return list(model.model_version_policy.specific.versions)
+
+
+def test_the_model_config_names_a_version_only_once_it_is_complete(tmp_path):
+    base = str(tmp_path / "serving" / "m")
+    first = push_atomically(_model(tmp_path / "a"), base, "uri://1")
+    model = _config(base)[1]["m"]
+    assert (model.base_path, model.model_platform) == (base, "tensorflow") and _served(base) == [first]
+    seen = []
+
+    def check(staging):  # runs when the copy is complete, before the rename: the config must not name it yet
+        seen.append((sorted(os.listdir(staging)), _served(base)))
+
+    second = push_atomically(_model(tmp_path / "b"), base, "uri://2", check=check)
+    assert seen == [(["assets.extra", "saved_model.pb", "variables"], [first])]
+    assert _served(base) == [first, second] == versions(base)
+    other = push_atomically(_model(tmp_path / "c"), str(tmp_path / "serving" / "other"), "uri://3")
+    assert _served(base) == [first, second] and _served(str(tmp_path / "serving" / "other")) == [other]
+
+
+def test_a_failed_push_leaves_the_model_config_as_it_was(tmp_path):
+    from components.pusher.servable_check import ServableCheckError
+
+    base = str(tmp_path / "serving" / "m")
+    good = push_atomically(_model(tmp_path / "good"), base, "uri://good")
+    before = _config(base)[0]
+    broken = _model(tmp_path / "broken")
+    os.symlink(str(tmp_path / "gone"), os.path.join(broken, "zzz_dangling"))  # the copy fails part-way
+    with pytest.raises(Exception):
+        push_atomically(broken, base, "uri://broken")
+
+    def refuse(staging):
+        raise ServableCheckError(f"{staging}: warmup request 1 failed")
+
+    with pytest.raises(ServableCheckError):
+        push_atomically(_model(tmp_path / "unservable"), base, "uri://unservable", check=refuse)
+    assert _config(base)[0] == before and _served(base) == [good] == versions(base)
+    assert sorted(os.listdir(tmp_path / "serving")) == ["m", "models.config"]  # no temporary config left
+
+
+def test_pruned_versions_leave_the_model_config_before_their_folders_go(tmp_path):
+    base = str(tmp_path / "serving" / "m")
+    pushed = [push_atomically(_model(tmp_path / f"m{i}"), base, f"uri://{i}") for i in range(4)]
+    assert _served(base) == pushed
+    prune(base, 3)
+    assert _served(base) == pushed[1:] == versions(base)
+    # Make deleting the oldest version fail (a version folder that is a link: rmtree refuses it): the config
+    # must already have stopped naming it, or TF Serving would keep a version whose files are going away.
+    os.rename(os.path.join(base, str(pushed[1])), str(tmp_path / "moved"))
+    os.symlink(str(tmp_path / "moved"), os.path.join(base, str(pushed[1])))
+    with pytest.raises(Exception):
+        prune(base, 2)
+    assert _served(base) == pushed[2:]
+
+
 def _servable(path, warmup_images, signature="serving_default"):
     """A small real SavedModel that decodes images, with TF Serving warmup requests for them."""
     import tensorflow as tf
