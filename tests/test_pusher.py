@@ -202,3 +202,36 @@ def test_the_executor_pushes_only_blessed_models_that_pass_the_servable_check(tm
     pushed = _executor_push(tmp_path, good, blessed=True, base=base)
     assert pushed.get_int_custom_property("pushed") == 1
     assert versions(base) == [int(pushed.get_string_custom_property("pushed_version"))]
+
+
+def test_the_vertex_pusher_refuses_an_unservable_model_before_any_vertex_call(tmp_path):
+    """The Vertex executor's Do, as the pipeline runs it; the refusal comes before TFX's Vertex code runs at all
+    (its first step copies the model into the PushedModel artifact, so that folder must stay absent)."""
+    import json
+
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.types import standard_artifacts
+
+    from components.pusher.servable_check import ServableCheckError
+    from components.pusher.vertex import Executor
+
+    def do(model_dir, blessed):
+        model, blessing, pushed = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
+                                   standard_artifacts.PushedModel())
+        model.uri, blessing.uri, pushed.uri = model_dir, str(tmp_path / "blessing"), str(tmp_path / "pushed")
+        blessing.set_int_custom_property("blessed", int(blessed))
+        Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+                      {"custom_config": json.dumps({
+                          constants.ENABLE_VERTEX_KEY: True, constants.VERTEX_REGION_KEY: "europe-west4",
+                          constants.VERTEX_CONTAINER_IMAGE_URI_KEY: "us-docker.pkg.dev/vertex-ai/prediction/x",
+                          constants.SERVING_ARGS_KEY: {"project_id": "my-proj", "endpoint_name": "cats"}})})
+        return pushed
+
+    bad = os.path.dirname(_servable(tmp_path / "bad" / "Format-Serving", [b"\x89PNG broken"]))
+    with pytest.raises(ServableCheckError, match="warmup request 1 failed"):
+        do(bad, blessed=True)
+    unloadable = _model(tmp_path / "unloadable" / "Format-Serving")
+    with pytest.raises(ServableCheckError, match="does not load"):
+        do(os.path.dirname(unloadable), blessed=True)
+    assert not os.path.exists(tmp_path / "pushed")  # TFX's Vertex Do never started
+    assert do(bad, blessed=False).get_int_custom_property("pushed") == 0  # unblessed: not pushed, not checked
