@@ -140,8 +140,8 @@ class GrpcClient:
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise ServingError(f"cannot reach TF Serving's gRPC API at {self.server}: {message}") from None
             raise ServingError(f"TF Serving at {self.server} answered {code.name}: {message}") from None
-        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-        return _answers(outputs["classes"], outputs["class_ids"], outputs["probabilities"])
+        return answers_from_outputs({name: tf.make_ndarray(proto).tolist() for name, proto in response.outputs.items()},
+                                    self.server)
 
 
 def _answers(classes, class_ids, probabilities) -> List[Answer]:
@@ -150,11 +150,8 @@ def _answers(classes, class_ids, probabilities) -> List[Answer]:
 
 
 def rest_answers(payload: dict, server: str = "TF Serving") -> List[Answer]:
-    """A REST predict response in either documented form: row {"predictions": ...} or columnar {"outputs": ...}.
-
-    With one output TF Serving omits its name (a bare list); it is then taken as the probabilities, and the
-    class is their argmax, named by its id.
-    """
+    """A REST predict response in either documented form: row {"predictions": ...} or columnar {"outputs": ...};
+    with one output TF Serving omits its name (a bare list), which is then taken as the probabilities."""
     if isinstance(payload, dict) and isinstance(payload.get("predictions"), list):
         rows = payload["predictions"]
         columns = {key: [row[key] for row in rows] for key in rows[0]} \
@@ -163,6 +160,12 @@ def rest_answers(payload: dict, server: str = "TF Serving") -> List[Answer]:
         columns = payload["outputs"] if isinstance(payload["outputs"], dict) else {"probabilities": payload["outputs"]}
     else:
         raise ServingError(f"{server} answered neither 'predictions' nor 'outputs': {str(payload)[:200]}")
+    return answers_from_outputs(columns, server)
+
+
+def answers_from_outputs(columns: dict, server: str = "TF Serving") -> List[Answer]:
+    """Answers from the named outputs (lists, one item per image); without `classes` / `class_ids` (a model
+    with only `probabilities`), the class is the argmax, named by its id."""
     if "probabilities" not in columns:
         raise ServingError(f"{server}: the model's outputs {sorted(columns)} have no 'probabilities'")
     probabilities = columns["probabilities"]
