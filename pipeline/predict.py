@@ -13,9 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import urllib.error
 import urllib.request
-import re
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Union
 
 from trainer.serving_contract import IMAGE_INPUT, SERVING_SIGNATURE, versions
@@ -203,15 +203,20 @@ def _not_found(server: str, model: str, version: Optional[int], message: str) ->
 
 
 def image_files(paths: Sequence[str]) -> List[str]:
-    """The files to classify: each file as given, each folder's image files (by extension, recursively, sorted).
+    """The files to classify: each file as given, each folder's image files (by extension, recursively, sorted,
+    hidden files and folders skipped).
 
     Checked before any model is loaded: a missing path or a folder without images raises FileNotFoundError.
     """
     files, missing = [], []
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names
-                           if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
+            found = []
+            for root, folders, names in os.walk(path):
+                folders[:] = [name for name in folders if not name.startswith(".")]  # hidden: skipped
+                found += [os.path.join(root, name) for name in names
+                          if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")]
+            found.sort()
             if not found:
                 raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {path!r}")
             files.extend(found)

@@ -92,6 +92,7 @@ def test_a_folder_is_expanded_to_its_image_files_recursively_and_sorted(model_di
     expected = sorted([_image(folder / "b.png", (250, 0, 0)), _image(folder / "a" / "z.JPG", (0, 0, 250), "JPEG"),
                        _image(folder / "c" / "d" / "e.bmp", (250, 0, 0), "BMP")])
     (folder / "readme.txt").write_text("not an image, and not an image file name")
+    _image(folder / ".staging-1" / "hidden.png", (250, 0, 0))
     code, lines, err = _cli(capsys, "--model-dir", model_dir, str(folder))
     assert code == 0, err
     assert [line[0] for line in lines] == expected

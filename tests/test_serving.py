@@ -140,6 +140,19 @@ def test_predict_prints_one_line_per_image_from_every_kind_of_endpoint(first_run
     assert len({tuple(a) for a in answers.values()}) == 1, answers
 
 
+def test_the_pipelines_pusher_names_its_versions_in_the_tf_serving_model_config(first_run):
+    """The real run's Pusher wrote <serving-dir>/models.config, as TF Serving's ModelServerConfig parses it."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(os.path.dirname(first_run.serving_model_dir), "models.config")) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    [model] = config.model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == (
+        first_run.serving.model_name, os.path.abspath(first_run.serving_model_dir), "tensorflow")
+    assert list(model.model_version_policy.specific.versions) == versions(first_run.serving_model_dir)
+
+
 def _closed_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
