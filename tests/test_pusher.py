@@ -202,6 +202,11 @@ def test_the_executor_pushes_only_blessed_models_that_pass_the_servable_check(tm
     pushed = _executor_push(tmp_path, good, blessed=True, base=base)
     assert pushed.get_int_custom_property("pushed") == 1
     assert versions(base) == [int(pushed.get_string_custom_property("pushed_version"))]
+    assert _served(base) == versions(base)
+    os.remove(os.path.join(os.path.dirname(base), "models.config"))  # e.g. pushed before the config existed
+    again = _executor_push(tmp_path, good, blessed=True, base=base)  # a rerun re-blessing the same model
+    assert again.get_string_custom_property("pushed_version") == pushed.get_string_custom_property("pushed_version")
+    assert _served(base) == versions(base)  # not copied again, but named in a new config
 
 
 def test_the_vertex_pusher_refuses_an_unservable_model_before_any_vertex_call(tmp_path):
