@@ -168,7 +168,8 @@ class DocumentedPredictionService:
         spec = request.model_spec
         images = tf.make_ndarray(request.inputs["image_bytes"]).tolist()
         if spec.name not in ("image_classifier", "probabilities_only") or spec.version.value == 7:
-            what = f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version") else f"Latest({spec.name})"
+            what = f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version") else \
+                f"Latest({spec.name})"
             context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {what}")
         if any(image.startswith(b"not an image") for image in images):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{{{{function_node __inference_serve_99}}}} {BAD_IMAGE}")
