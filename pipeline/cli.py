@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", default=DEFAULTS.serving.model_name, help="served model name (default %(default)s)")
     predict.add_argument("--version", type=int, help="served version (default: the newest TF Serving serves)")
     predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="image files, or folders (their .jpg/.jpeg/.png/.gif/.bmp files, recursively)")
     return parser
 
 
@@ -233,24 +234,33 @@ def _submit(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     print(f"Submitted {job.resource_name}")
 
 
-def _predict(args: argparse.Namespace) -> None:
+def _predict(args: argparse.Namespace) -> int:
+    """Print each answer as it comes, each undecodable file on stderr; 1 at the end if any file failed."""
     if (args.grpc or args.version is not None) and not args.server:
         raise ConfigError("--grpc and --version need --server")
     if args.server:
         host, _, port = args.server.rpartition(":")
         if not host or not port.isdigit() or "/" in args.server:
             raise ConfigError(f"--server takes HOST:PORT (e.g. localhost:8501), got {args.server!r}")
-    _quiet_library_warnings()
     from pipeline import predict
 
+    files = predict.image_files(args.images)  # before loading anything: a wrong path fails at once
+    _quiet_library_warnings()
     if args.model_dir:
         client = predict.SavedModelClient(args.model_dir)
     elif args.grpc:
         client = predict.GrpcClient(args.server, args.model, args.version, args.timeout)
     else:
         client = predict.RestClient(args.server, args.model, args.version, args.timeout)
-    for path, name, probability in predict.classify_files(client, args.images):
-        print(f"{path}\t{name}\t{probability:.4f}")
+    failed = 0
+    for result in predict.classify_files(client, files):
+        if isinstance(result, predict.Failure):
+            failed += 1
+            print(f"tfx-image-finetune: error: {result.path}: not an image the model can decode: {result.reason}",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"{result.path}\t{result.label}\t{result.probability:.4f}", flush=True)
+    return 1 if failed else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -260,8 +270,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         if args.command == "predict":
-            _predict(args)
-            return 0
+            return _predict(args)
         cfg = config_from_args(args)
         _quiet_library_warnings()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -132,10 +132,13 @@ def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
 
 
 def vertex_pusher(cfg: PipelineConfig, model, blessing):
-    """Optional: upload the blessed model to Vertex AI and deploy it to an endpoint."""
+    """Optional: upload the blessed model to Vertex AI and deploy it to an endpoint, if it passes the same
+    servable check as the file-system push."""
+    from components.pusher.vertex import CheckedVertexPusher
+
     vertex = tfx.extensions.google_cloud_ai_platform
     c = cfg.cloud
-    return vertex.Pusher(model=model, model_blessing=blessing, custom_config={
+    return CheckedVertexPusher(model=model, model_blessing=blessing, custom_config={
         vertex.ENABLE_VERTEX_KEY: True,
         vertex.VERTEX_REGION_KEY: c.region,
         vertex.VERTEX_CONTAINER_IMAGE_URI_KEY: VERTEX_SERVING_IMAGE,

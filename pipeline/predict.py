@@ -2,8 +2,10 @@
 
 Three ways to reach the model's `serving_default` signature, one behaviour: a pushed SavedModel folder
 (`--model-dir`, no server), TF Serving's REST API (`--server`), or its gRPC PredictionService (`--grpc`).
-Images go in batches; when the model rejects a batch as undecodable, each image is retried alone so the error
-names the file. TensorFlow is imported only by the SavedModel and gRPC clients (REST needs the stdlib only).
+Images go in batches; the model (like TF Serving) fails a whole batch when one element is not an image, so
+then each image of that batch is retried alone: the good ones are answered and each bad one is named with
+TensorFlow's own reason. Paths are checked (and folders expanded) before any model is loaded. TensorFlow is
+imported only by the SavedModel and gRPC clients (REST needs the stdlib only).
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import urllib.error
 import urllib.request
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Union
 
 from trainer.serving_contract import IMAGE_INPUT, SERVING_SIGNATURE, versions
 
 BATCH_SIZE = 16
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what the model's tf.io.decode_image reads
 
 
 class Answer(NamedTuple):
@@ -32,6 +36,12 @@ class Prediction(NamedTuple):
     path: str
     label: str
     probability: float
+
+
+class Failure(NamedTuple):
+    """A file the model could not classify, and TensorFlow's reason."""
+    path: str
+    reason: str
 
 
 class ServingError(Exception):
@@ -66,7 +76,7 @@ class SavedModelClient:
         try:
             out = self._serve(**{IMAGE_INPUT: tf.constant(images)})
         except tf.errors.InvalidArgumentError as err:
-            raise NotAnImageError(err.message.splitlines()[0]) from None
+            raise NotAnImageError(tf_reason(err.message)) from None
         return _answers(out["classes"].numpy(), out["class_ids"].numpy(), out["probabilities"].numpy())
 
 
@@ -84,18 +94,18 @@ class RestClient:
         request = urllib.request.Request(self.url, data=body.encode(), headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                rows = json.load(response)["predictions"]
+                payload = json.load(response)
         except urllib.error.HTTPError as err:
             message = _rest_error(err)
             if err.code == 404:
                 raise ServingError(_not_found(self.server, self.model, self.version, message)) from None
             if err.code == 400:
-                raise NotAnImageError(message) from None
+                raise NotAnImageError(tf_reason(message)) from None
             raise ServingError(f"TF Serving at {self.server} answered HTTP {err.code}: {message}") from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise ServingError(f"cannot reach TF Serving's REST API at {self.server}: {reason}") from None
-        return [Answer(row["classes"], row["class_ids"], row["probabilities"]) for row in rows]
+        return rest_answers(payload, self.server)
 
 
 class GrpcClient:
@@ -126,17 +136,56 @@ class GrpcClient:
             if code == grpc.StatusCode.NOT_FOUND:
                 raise ServingError(_not_found(self.server, self.model, self.version, message)) from None
             if code == grpc.StatusCode.INVALID_ARGUMENT:
-                raise NotAnImageError(message) from None
+                raise NotAnImageError(tf_reason(message)) from None
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise ServingError(f"cannot reach TF Serving's gRPC API at {self.server}: {message}") from None
             raise ServingError(f"TF Serving at {self.server} answered {code.name}: {message}") from None
-        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-        return _answers(outputs["classes"], outputs["class_ids"], outputs["probabilities"])
+        return answers_from_outputs({name: tf.make_ndarray(proto).tolist() for name, proto in response.outputs.items()},
+                                    self.server)
 
 
 def _answers(classes, class_ids, probabilities) -> List[Answer]:
     return [Answer(name.decode() if isinstance(name, bytes) else str(name), int(class_id), [float(p) for p in probs])
             for name, class_id, probs in zip(classes, class_ids, probabilities)]
+
+
+def rest_answers(payload: dict, server: str = "TF Serving") -> List[Answer]:
+    """A REST predict response in either documented form: row {"predictions": ...} or columnar {"outputs": ...};
+    with one output TF Serving omits its name (a bare list), which is then taken as the probabilities."""
+    if isinstance(payload, dict) and isinstance(payload.get("predictions"), list):
+        rows = payload["predictions"]
+        columns = {key: [row[key] for row in rows] for key in rows[0]} \
+            if rows and all(isinstance(row, dict) for row in rows) else {"probabilities": rows}
+    elif isinstance(payload, dict) and "outputs" in payload:
+        columns = payload["outputs"] if isinstance(payload["outputs"], dict) else {"probabilities": payload["outputs"]}
+    else:
+        raise ServingError(f"{server} answered neither 'predictions' nor 'outputs': {str(payload)[:200]}")
+    return answers_from_outputs(columns, server)
+
+
+def answers_from_outputs(columns: dict, server: str = "TF Serving") -> List[Answer]:
+    """Answers from the named outputs (lists, one item per image); without `classes` / `class_ids` (a model
+    with only `probabilities`), the class is the argmax, named by its id."""
+    if "probabilities" not in columns:
+        raise ServingError(f"{server}: the model's outputs {sorted(columns)} have no 'probabilities'")
+    probabilities = columns["probabilities"]
+    if not all(isinstance(row, list) and row for row in probabilities):
+        raise ServingError(f"{server}: 'probabilities' is not one list of class probabilities per image")
+    class_ids = columns.get("class_ids") or [max(range(len(row)), key=row.__getitem__) for row in probabilities]
+    classes = columns.get("classes") or [str(class_id) for class_id in class_ids]
+    return _answers(classes, class_ids, probabilities)
+
+
+def tf_reason(message: str) -> str:
+    """TensorFlow's own reason ("Unknown image file format...", "Input is empty.") out of an op error's text,
+    without the "Graph execution error:" header, the stack and the "[[{{node ...}}]]" suffix."""
+    for line in message.splitlines():
+        line = re.sub(r"\s*\[\[\{\{.*$", "", line).strip()
+        line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)  # TF Serving's prefix
+        if line and line != "Graph execution error:" and not line.startswith(("Detected at node", "<stack traces")) \
+                and not line.startswith('File "'):
+            return line
+    return message.strip()
 
 
 def _rest_error(err: "urllib.error.HTTPError") -> str:
@@ -153,33 +202,52 @@ def _not_found(server: str, model: str, version: Optional[int], message: str) ->
     return f"TF Serving at {server} does not serve {what}: {message}"
 
 
-def read_images(paths: Sequence[str]) -> Dict[str, bytes]:
-    contents = {}
+def image_files(paths: Sequence[str]) -> List[str]:
+    """The files to classify: each file as given, each folder's image files (by extension, recursively, sorted,
+    hidden files and folders skipped).
+
+    Checked before any model is loaded: a missing path or a folder without images raises FileNotFoundError.
+    """
+    files, missing = [], []
     for path in paths:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no such image file: {path!r}")
-        with open(path, "rb") as f:
-            contents[path] = f.read()
-    return contents
+        if os.path.isdir(path):
+            found = []
+            for root, folders, names in os.walk(path):
+                folders[:] = [name for name in folders if not name.startswith(".")]  # hidden: skipped
+                found += [os.path.join(root, name) for name in names
+                          if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")]
+            found.sort()
+            if not found:
+                raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {path!r}")
+            files.extend(found)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            missing.append(path)
+    if missing:
+        raise FileNotFoundError(f"no such image file or folder: {', '.join(map(repr, missing))}")
+    return files
 
 
-def classify_files(client, paths: Sequence[str], batch_size: int = BATCH_SIZE) -> List[Prediction]:
-    """One Prediction (file, top class, its probability) per image, in the order given."""
-    contents = read_images(paths)
-    results: List[Prediction] = []
+def classify_files(client, paths: Sequence[str], batch_size: int = BATCH_SIZE) -> Iterator[Union[Prediction, Failure]]:
+    """A Prediction (file, top class, its probability) or a Failure (file, reason) per file, in the order given."""
     for start in range(0, len(paths), batch_size):
         batch = list(paths[start:start + batch_size])
+        contents = {}
+        for path in batch:
+            with open(path, "rb") as f:
+                contents[path] = f.read()
         try:
             answers = client.classify([contents[path] for path in batch])
-        except NotAnImageError:  # name the file: ask again one image at a time
-            answers = [_classify_one(client, path, contents[path]) for path in batch]
+        except NotAnImageError:  # all-or-nothing, as in TF Serving: ask again one image at a time to name it
+            answers = [_classify_one(client, contents[path]) for path in batch]
         for path, answer in zip(batch, answers):
-            results.append(Prediction(path, answer.label, answer.probabilities[answer.class_id]))
-    return results
+            yield Failure(path, answer) if isinstance(answer, str) else \
+                Prediction(path, answer.label, answer.probabilities[answer.class_id])
 
 
-def _classify_one(client, path: str, image: bytes) -> Answer:
+def _classify_one(client, image: bytes) -> Union[Answer, str]:
     try:
         return client.classify([image])[0]
     except NotAnImageError as err:
-        raise NotAnImageError(f"{path}: not an image the model can decode ({err})") from None
+        return str(err)

@@ -48,6 +48,9 @@ def test_dependency_edges_are_the_local_pipeline(spec):
     assert any("resolver" in d for d in deps["Evaluator"])
     assert deps["Pusher"] == {"Trainer", "Evaluator"}
     assert deps["VertexPusher"] == {"Trainer", "Evaluator"}  # only with --vertex-endpoint
+    vertex_args = " ".join(doc["pipelineSpec"]["deploymentSpec"]["executors"]["VertexPusher_executor"]["container"][
+        "args"])
+    assert "components.pusher.vertex.Executor" in vertex_args  # deploys only what passes the servable check
     assert "lifecycle" in doc["pipelineSpec"]["deploymentSpec"]["executors"]["ImageFolderExampleGen_executor"][
         "container"]  # TFX's file-based ExampleGen driver: input fingerprints for caching
 

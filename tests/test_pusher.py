@@ -49,6 +49,76 @@ def test_only_the_newest_versions_are_kept(tmp_path):
     assert versions(base) == pushed[-2:]
 
 
+def _config(base):
+    """The model config file beside the model folder, parsed with TF Serving's own ModelServerConfig proto."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    path = os.path.join(os.path.dirname(base), "models.config")
+    with open(path) as f:
+        text = f.read()
+    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    return text, {model.name: model for model in config.model_config_list.config}
+
+
+def _served(base):
+    model = _config(base)[1][os.path.basename(base)]
+    assert model.model_version_policy.WhichOneof("policy_choice") == "specific"
+    return list(model.model_version_policy.specific.versions)
+
+
+def test_the_model_config_names_a_version_only_once_it_is_complete(tmp_path):
+    base = str(tmp_path / "serving" / "m")
+    first = push_atomically(_model(tmp_path / "a"), base, "uri://1")
+    model = _config(base)[1]["m"]
+    assert (model.base_path, model.model_platform) == (base, "tensorflow") and _served(base) == [first]
+    seen = []
+
+    def check(staging):  # runs when the copy is complete, before the rename: the config must not name it yet
+        seen.append((sorted(os.listdir(staging)), _served(base)))
+
+    second = push_atomically(_model(tmp_path / "b"), base, "uri://2", check=check)
+    assert seen == [(["assets.extra", "saved_model.pb", "variables"], [first])]
+    assert _served(base) == [first, second] == versions(base)
+    other = push_atomically(_model(tmp_path / "c"), str(tmp_path / "serving" / "other"), "uri://3")
+    assert _served(base) == [first, second] and _served(str(tmp_path / "serving" / "other")) == [other]
+
+
+def test_a_failed_push_leaves_the_model_config_as_it_was(tmp_path):
+    from components.pusher.servable_check import ServableCheckError
+
+    base = str(tmp_path / "serving" / "m")
+    good = push_atomically(_model(tmp_path / "good"), base, "uri://good")
+    before = _config(base)[0]
+    broken = _model(tmp_path / "broken")
+    os.symlink(str(tmp_path / "gone"), os.path.join(broken, "zzz_dangling"))  # the copy fails part-way
+    with pytest.raises(Exception):
+        push_atomically(broken, base, "uri://broken")
+
+    def refuse(staging):
+        raise ServableCheckError(f"{staging}: warmup request 1 failed")
+
+    with pytest.raises(ServableCheckError):
+        push_atomically(_model(tmp_path / "unservable"), base, "uri://unservable", check=refuse)
+    assert _config(base)[0] == before and _served(base) == [good] == versions(base)
+    assert sorted(os.listdir(tmp_path / "serving")) == ["m", "models.config"]  # no temporary config left
+
+
+def test_pruned_versions_leave_the_model_config_before_their_folders_go(tmp_path):
+    base = str(tmp_path / "serving" / "m")
+    pushed = [push_atomically(_model(tmp_path / f"m{i}"), base, f"uri://{i}") for i in range(4)]
+    assert _served(base) == pushed
+    prune(base, 3)
+    assert _served(base) == pushed[1:] == versions(base)
+    # Make deleting the oldest version fail (a version folder that is a link: rmtree refuses it): the config
+    # must already have stopped naming it, or TF Serving would keep a version whose files are going away.
+    os.rename(os.path.join(base, str(pushed[1])), str(tmp_path / "moved"))
+    os.symlink(str(tmp_path / "moved"), os.path.join(base, str(pushed[1])))
+    with pytest.raises(Exception):
+        prune(base, 2)
+    assert _served(base) == pushed[2:]
+
+
 def _servable(path, warmup_images, signature="serving_default"):
     """A small real SavedModel that decodes images, with TF Serving warmup requests for them."""
     import tensorflow as tf
@@ -132,3 +202,41 @@ def test_the_executor_pushes_only_blessed_models_that_pass_the_servable_check(tm
     pushed = _executor_push(tmp_path, good, blessed=True, base=base)
     assert pushed.get_int_custom_property("pushed") == 1
     assert versions(base) == [int(pushed.get_string_custom_property("pushed_version"))]
+    assert _served(base) == versions(base)
+    os.remove(os.path.join(os.path.dirname(base), "models.config"))  # e.g. pushed before the config existed
+    again = _executor_push(tmp_path, good, blessed=True, base=base)  # a rerun re-blessing the same model
+    assert again.get_string_custom_property("pushed_version") == pushed.get_string_custom_property("pushed_version")
+    assert _served(base) == versions(base)  # not copied again, but named in a new config
+
+
+def test_the_vertex_pusher_refuses_an_unservable_model_before_any_vertex_call(tmp_path):
+    """The Vertex executor's Do, as the pipeline runs it; the refusal comes before TFX's Vertex code runs at all
+    (its first step copies the model into the PushedModel artifact, so that folder must stay absent)."""
+    import json
+
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.types import standard_artifacts
+
+    from components.pusher.servable_check import ServableCheckError
+    from components.pusher.vertex import Executor
+
+    def do(model_dir, blessed):
+        model, blessing, pushed = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
+                                   standard_artifacts.PushedModel())
+        model.uri, blessing.uri, pushed.uri = model_dir, str(tmp_path / "blessing"), str(tmp_path / "pushed")
+        blessing.set_int_custom_property("blessed", int(blessed))
+        Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+                      {"custom_config": json.dumps({
+                          constants.ENABLE_VERTEX_KEY: True, constants.VERTEX_REGION_KEY: "europe-west4",
+                          constants.VERTEX_CONTAINER_IMAGE_URI_KEY: "us-docker.pkg.dev/vertex-ai/prediction/x",
+                          constants.SERVING_ARGS_KEY: {"project_id": "my-proj", "endpoint_name": "cats"}})})
+        return pushed
+
+    bad = os.path.dirname(_servable(tmp_path / "bad" / "Format-Serving", [b"\x89PNG broken"]))
+    with pytest.raises(ServableCheckError, match="warmup request 1 failed"):
+        do(bad, blessed=True)
+    unloadable = _model(tmp_path / "unloadable" / "Format-Serving")
+    with pytest.raises(ServableCheckError, match="does not load"):
+        do(os.path.dirname(unloadable), blessed=True)
+    assert not os.path.exists(tmp_path / "pushed")  # TFX's Vertex Do never started
+    assert do(bad, blessed=False).get_int_custom_property("pushed") == 0  # unblessed: not pushed, not checked

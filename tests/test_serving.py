@@ -140,6 +140,19 @@ def test_predict_prints_one_line_per_image_from_every_kind_of_endpoint(first_run
     assert len({tuple(a) for a in answers.values()}) == 1, answers
 
 
+def test_the_pipelines_pusher_names_its_versions_in_the_tf_serving_model_config(first_run):
+    """The real run's Pusher wrote <serving-dir>/models.config, as TF Serving's ModelServerConfig parses it."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(os.path.dirname(first_run.serving_model_dir), "models.config")) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    [model] = config.model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == (
+        first_run.serving.model_name, os.path.abspath(first_run.serving_model_dir), "tensorflow")
+    assert list(model.model_version_policy.specific.versions) == versions(first_run.serving_model_dir)
+
+
 def _closed_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,23 +164,24 @@ def test_predict_errors_are_clear(first_run, server, demo_images, tmp_path, caps
     notes = tmp_path / "notes.jpg"
     notes.write_text("not an image")
     dead = _closed_port()
+    undecodable = f"{notes}: not an image the model can decode: Unknown image file format"
     cases = [
-        (["--server", dead, good], f"cannot reach TF Serving's REST API at {dead}"),
-        (["--server", dead, "--grpc", "--timeout", "10", good], f"cannot reach TF Serving's gRPC API at {dead}"),
+        (["--server", dead, good], f"cannot reach TF Serving's REST API at {dead}", []),
+        (["--server", dead, "--grpc", "--timeout", "10", good], f"cannot reach TF Serving's gRPC API at {dead}", []),
         (["--server", server.rest_address, "--model", "nope", good],
-         "does not serve model 'nope': Servable not found for request: Latest(nope)"),
-        (["--server", server.grpc_address, "--grpc", "--model", "nope", good], "does not serve model 'nope'"),
+         "does not serve model 'nope': Servable not found for request: Latest(nope)", []),
+        (["--server", server.grpc_address, "--grpc", "--model", "nope", good], "does not serve model 'nope'", []),
         (["--server", server.grpc_address, "--grpc", "--version", "7", good],
-         "does not serve model 'image_classifier' version 7"),
-        (["--server", server.rest_address, good, str(notes)], f"{notes}: not an image the model can decode"),
-        (["--server", server.grpc_address, "--grpc", str(notes), good],
-         f"{notes}: not an image the model can decode"),
-        (["--model-dir", first_run.serving_model_dir, good, str(notes)], f"{notes}: not an image the model can decode"),
-        (["--server", server.rest_address, str(tmp_path / "missing.jpg")], "no such image file"),
+         "does not serve model 'image_classifier' version 7", []),
+        # An undecodable file is named with TensorFlow's reason; the good ones are still answered.
+        (["--server", server.rest_address, good, str(notes)], undecodable, [good]),
+        (["--server", server.grpc_address, "--grpc", str(notes), good], undecodable, [good]),
+        (["--model-dir", first_run.serving_model_dir, good, str(notes)], undecodable, [good]),
+        (["--server", server.rest_address, str(tmp_path / "missing.jpg")], "no such image file", []),
     ]
-    for argv, message in cases:
+    for argv, message, answered in cases:
         code, lines, err = _cli(capsys, *argv)
-        assert code == 1 and message in err and not lines, (argv, err)
+        assert code == 1 and message in err and [line[0] for line in lines] == answered, (argv, err)
     for argv, message in [(["--server", "http://localhost", good], "--server takes HOST:PORT"),
                           (["--model-dir", first_run.serving_model_dir, "--grpc", good], "--grpc and --version need")]:
         code, _, err = _cli(capsys, *argv)

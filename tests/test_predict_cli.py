@@ -1,0 +1,124 @@
+"""`tfx-image-finetune predict` with bad input: good files still answered, bad ones named with TensorFlow's reason,
+paths checked (folders expanded) before the model loads.
+
+The model is a small SavedModel with the serving contract (image_bytes -> probabilities, class_ids, classes) that
+decodes with the pipeline's own Transform ops (`trainer.transform.decode_and_scale`): no pipeline run needed.
+"""
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from pipeline import predict
+from pipeline.cli import main
+
+BAD_FILES = {
+    "notes.jpg": "Unknown image file format. One of JPEG, PNG, GIF, BMP required.",
+    "empty.png": "Input is empty.",
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import tensorflow as tf
+
+    from trainer.transform import decode_and_scale
+
+    class Contract(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(self, image_bytes):
+            red = tf.reduce_mean(decode_and_scale(image_bytes, 8)[..., 0], axis=[1, 2])  # [-1, 1]
+            probabilities = tf.stack([(1 - red) / 2, (1 + red) / 2], axis=1)
+            class_ids = tf.argmax(probabilities, axis=1)
+            return {"probabilities": probabilities, "class_ids": class_ids,
+                    "classes": tf.gather(tf.constant(["blue", "red"]), class_ids)}
+
+    root = tmp_path_factory.mktemp("served") / "image_classifier"
+    module = Contract()
+    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": module.serve})
+    return str(root)
+
+
+def _image(path, color, fmt="PNG"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buf, format=fmt)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return str(path)
+
+
+def _cli(capsys, *argv):
+    """The CLI in this process; (exit code, stdout lines as fields, stderr lines)."""
+    try:
+        code = main(["predict", *argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, [line.split("\t") for line in out.strip().splitlines()], err.strip().splitlines()
+
+
+def test_bad_files_are_named_with_tensorflows_reason_and_the_good_ones_still_answered(model_dir, tmp_path, capsys):
+    red, blue = _image(tmp_path / "red.png", (250, 0, 0)), _image(tmp_path / "blue.jpg", (0, 0, 250), "JPEG")
+    (tmp_path / "notes.jpg").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    files = [red, str(tmp_path / "notes.jpg"), blue, str(tmp_path / "empty.png")]
+    code, lines, err = _cli(capsys, "--model-dir", model_dir, *files)
+    assert code == 1
+    assert [(path, label) for path, label, _ in lines] == [(red, "red"), (blue, "blue")]
+    assert all(float(p) > 0.9 for _, _, p in lines), lines
+    assert err == [f"tfx-image-finetune: error: {tmp_path / name}: not an image the model can decode: {reason}"
+                   for name, reason in BAD_FILES.items()]
+    assert _cli(capsys, "--model-dir", model_dir, red, blue)[0] == 0
+
+
+def test_the_model_fails_the_whole_batch_and_the_client_names_the_element(model_dir, tmp_path):
+    """TF Serving's all-or-nothing batch is kept by the model; the client asks again per image."""
+    client = predict.SavedModelClient(model_dir)
+    good = open(_image(tmp_path / "red.png", (250, 0, 0)), "rb").read()
+    with pytest.raises(predict.NotAnImageError, match=r"^Unknown image file format\. One of JPEG"):
+        client.classify([good, b"not an image", good])
+    (tmp_path / "bad.gif").write_bytes(b"GIF89a, and nothing else")
+    results = list(predict.classify_files(client, [str(tmp_path / "red.png"), str(tmp_path / "bad.gif")]))
+    assert results[0] == predict.Prediction(str(tmp_path / "red.png"), "red", pytest.approx(results[0].probability))
+    assert isinstance(results[1], predict.Failure) and results[1].path == str(tmp_path / "bad.gif")
+    assert "Graph execution error" not in results[1].reason and "[[" not in results[1].reason
+
+
+def test_a_folder_is_expanded_to_its_image_files_recursively_and_sorted(model_dir, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    expected = sorted([_image(folder / "b.png", (250, 0, 0)), _image(folder / "a" / "z.JPG", (0, 0, 250), "JPEG"),
+                       _image(folder / "c" / "d" / "e.bmp", (250, 0, 0), "BMP")])
+    (folder / "readme.txt").write_text("not an image, and not an image file name")
+    _image(folder / ".staging-1" / "hidden.png", (250, 0, 0))
+    code, lines, err = _cli(capsys, "--model-dir", model_dir, str(folder))
+    assert code == 0, err
+    assert [line[0] for line in lines] == expected
+    assert [line[1] for line in lines] == ["blue", "red", "red"]  # a/z.JPG, b.png, c/d/e.bmp
+
+
+def test_paths_are_checked_before_the_model_is_loaded(tmp_path, capsys):
+    """The model folder does not exist either: the answer names the image path, so it was checked first."""
+    (tmp_path / "empty_folder").mkdir()
+    no_model = str(tmp_path / "no_model")
+    for argv, message in [
+        ([str(tmp_path / "missing.jpg"), str(tmp_path / "gone.png")],
+         f"no such image file or folder: '{tmp_path / 'missing.jpg'}', '{tmp_path / 'gone.png'}'"),
+        ([str(tmp_path / "empty_folder")], "no image files (.jpg, .jpeg, .png, .gif, .bmp) in folder"),
+    ]:
+        code, lines, err = _cli(capsys, "--model-dir", no_model, *argv)
+        assert code == 1 and not lines and message in err[-1], err
+
+
+@pytest.mark.parametrize("message, reason", [
+    ("Graph execution error:\n\nDetected at node map/while/decode_image/DecodeImage defined at (most recent call "
+     "last):\n<stack traces unavailable>\nInput is empty.\n\t [[{{node map/while/decode_image/DecodeImage}}]] "
+     "[Op:__inference_signature_wrapper_serve_262]", "Input is empty."),
+    ("{{function_node __inference_serve_1234}} Unknown image file format. One of JPEG, PNG, GIF, BMP required.\n\t "
+     "[[{{node decode_image/DecodeImage}}]]", "Unknown image file format. One of JPEG, PNG, GIF, BMP required."),
+    ("Invalid PNG. Failed to initialize decoder.", "Invalid PNG. Failed to initialize decoder."),
+])
+def test_tensorflows_reason_is_kept_from_every_form_of_op_error(message, reason):
+    assert predict.tf_reason(message) == reason
