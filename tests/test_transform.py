@@ -87,3 +87,17 @@ def test_a_non_image_fails_with_invalid_argument(tmp_path):
     rows = [{"image": [b"definitely not an image"], "label": [b"a"]}, {"image": [_encoded((1, 1, 1))], "label": [b"b"]}]
     with pytest.raises(Exception, match="(?i)unknown image file format|invalid"):
         _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
+
+
+def test_the_trainer_refuses_a_vocabulary_that_is_not_the_task_the_pipeline_was_built_for(tmp_path):
+    from trainer.task import ClassListError, check_training_examples, class_names
+
+    rows = [{"image": [_encoded((i, i, i))], "label": [name]} for i, name in enumerate([b"red", b"green", b"blue"])]
+    _, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
+    assert class_names(output, 3) == ["blue", "green", "red"]
+    # Built for two classes (binary Evaluator metrics), the data has three: stop before training, naming both.
+    with pytest.raises(ClassListError, match=r"has 3 classes \['blue', 'green', 'red'\], but the pipeline was built for 2"):
+        class_names(output, 2)
+    check_training_examples(["blue", "green", "red"], {"blue": 4, "green": 1, "red": 2})
+    with pytest.raises(ClassListError, match=r"\['green'\] have no training examples"):
+        check_training_examples(["blue", "green", "red"], {"blue": 4, "red": 2})
