@@ -202,9 +202,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3  # EXIT_OK: bles
 
 
 def _run(cfg: PipelineConfig) -> int:
-    from pipeline import local_runner, run_summary
+    from pipeline import local_runner
 
     local_runner.run(cfg)
+    from pipeline import run_summary  # MLMD and TFMA: only once there is a run to describe
+
     print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
     return EXIT_OK if run_summary.blessed(cfg.metadata_path) else EXIT_NOT_BLESSED
 
