@@ -24,5 +24,6 @@ class Executor(base_executor.BaseExecutor):
             if value < 0 or (name.endswith("learning_rate") and value == 0) or (name == "head_epochs" and value < 1):
                 raise ValueError(f"pipeline parameter {name} has an unusable value {value}")
         uri = artifact_utils.get_single_uri(output_dict["hyperparameters"])
+        tf.io.gfile.makedirs(uri)  # LocalDagRunner creates it; the KFP v2 entrypoint does not
         with tf.io.gfile.GFile(os.path.join(uri, FILE_NAME), "w") as f:
             json.dump(values, f)

@@ -25,7 +25,8 @@ from components.image_folder_example_gen.layout import split_folders_of
 class ImageIngestReport(types.Artifact):
     """report.json: valid images per split and class, and every skipped file with the reason."""
 
-    TYPE_NAME = "tfx_image_finetune.ImageIngestReport"  # KFP v2 wants <namespace>.<Name>
+    # KFP v2 wants <namespace>.<Name>, and its TFX entrypoint imports that name: components/__init__.py.
+    TYPE_NAME = "components.ImageIngestReport"
 
 
 class ImageFolderExampleGenSpec(FileBasedExampleGenSpec):
