@@ -62,8 +62,8 @@ def test_every_task_ran_and_wrote_its_outputs(executed):
     assert modules["Trainer"] == ["tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
     assert not any(name.startswith("latest_blessed_model_resolver") for name in modules)  # no container
     examples = run.outputs["ImageFolderExampleGen"]["examples"][0]
-    assert json.loads(examples["metadata"]["split_names"]) == ["train", "eval"]  # written back, passed on
-    assert glob.glob(os.path.join(examples["uri"], "Split-eval", "*.gz"))
+    assert json.loads(examples["metadata"]["split_names"]) == ["train", "selection", "test"]  # written back, passed on
+    assert glob.glob(os.path.join(examples["uri"], "Split-test", "*.gz"))
 
 
 def test_trainer_saw_the_runtime_parameter_values(executed):
