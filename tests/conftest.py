@@ -100,3 +100,15 @@ def demo_images(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("demo_images"))
     demo_data.generate(root, per_class=60)
     return root
+
+
+def predict_cli(capsys, *argv):
+    """`tfx-image-finetune predict ...` in this process: (exit code, stdout lines split on tabs, stderr lines)."""
+    from pipeline.cli import main
+
+    try:
+        code = main(["predict", *argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, [line.split("\t") for line in out.strip().splitlines()], err.strip().splitlines()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline import predict
-from pipeline.cli import main
+from tests.conftest import predict_cli
 
 BAD_FILES = {
     "notes.jpg": "Unknown image file format. One of JPEG, PNG, GIF, BMP required.",
@@ -50,28 +50,18 @@ def _image(path, color, fmt="PNG"):
     return str(path)
 
 
-def _cli(capsys, *argv):
-    """The CLI in this process; (exit code, stdout lines as fields, stderr lines)."""
-    try:
-        code = main(["predict", *argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, [line.split("\t") for line in out.strip().splitlines()], err.strip().splitlines()
-
-
 def test_bad_files_are_named_with_tensorflows_reason_and_the_good_ones_still_answered(model_dir, tmp_path, capsys):
     red, blue = _image(tmp_path / "red.png", (250, 0, 0)), _image(tmp_path / "blue.jpg", (0, 0, 250), "JPEG")
     (tmp_path / "notes.jpg").write_text("not an image")
     (tmp_path / "empty.png").write_bytes(b"")
     files = [red, str(tmp_path / "notes.jpg"), blue, str(tmp_path / "empty.png")]
-    code, lines, err = _cli(capsys, "--model-dir", model_dir, *files)
+    code, lines, err = predict_cli(capsys, "--model-dir", model_dir, *files)
     assert code == 1
     assert [(path, label) for path, label, _ in lines] == [(red, "red"), (blue, "blue")]
     assert all(float(p) > 0.9 for _, _, p in lines), lines
     assert err == [f"tfx-image-finetune: error: {tmp_path / name}: not an image the model can decode: {reason}"
                    for name, reason in BAD_FILES.items()]
-    assert _cli(capsys, "--model-dir", model_dir, red, blue)[0] == 0
+    assert predict_cli(capsys, "--model-dir", model_dir, red, blue)[0] == 0
 
 
 def test_the_model_fails_the_whole_batch_and_the_client_names_the_element(model_dir, tmp_path):
@@ -93,7 +83,7 @@ def test_a_folder_is_expanded_to_its_image_files_recursively_and_sorted(model_di
                        _image(folder / "c" / "d" / "e.bmp", (250, 0, 0), "BMP")])
     (folder / "readme.txt").write_text("not an image, and not an image file name")
     _image(folder / ".staging-1" / "hidden.png", (250, 0, 0))
-    code, lines, err = _cli(capsys, "--model-dir", model_dir, str(folder))
+    code, lines, err = predict_cli(capsys, "--model-dir", model_dir, str(folder))
     assert code == 0, err
     assert [line[0] for line in lines] == expected
     assert [line[1] for line in lines] == ["blue", "red", "red"]  # a/z.JPG, b.png, c/d/e.bmp
@@ -108,7 +98,7 @@ def test_paths_are_checked_before_the_model_is_loaded(tmp_path, capsys):
          f"no such image file or folder: '{tmp_path / 'missing.jpg'}', '{tmp_path / 'gone.png'}'"),
         ([str(tmp_path / "empty_folder")], "no image files (.jpg, .jpeg, .png, .gif, .bmp) in folder"),
     ]:
-        code, lines, err = _cli(capsys, "--model-dir", no_model, *argv)
+        code, lines, err = predict_cli(capsys, "--model-dir", no_model, *argv)
         assert code == 1 and not lines and message in err[-1], err
 
 

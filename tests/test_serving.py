@@ -17,7 +17,7 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from pipeline import predict
-from pipeline.cli import main
+from tests.conftest import predict_cli
 from tests.tf_serving_standin import StandInServer
 from trainer.serving_contract import versions
 from trainer.transform import IMAGE_XF
@@ -111,16 +111,6 @@ def test_grpc_answers_name_the_version_and_a_non_image_is_invalid_argument(serve
     assert _grpc_predict(server.grpc_address, "serving_default", "image_bytes", images["PNG"][:1])[1]["classes"].size == 1
 
 
-def _cli(capsys, *argv):
-    """The CLI in this process; (exit code, stdout lines as fields, stderr)."""
-    try:
-        code = main(["predict", *argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, [line.split("\t") for line in out.strip().splitlines()], err
-
-
 def test_predict_prints_one_line_per_image_from_every_kind_of_endpoint(first_run, server, demo_images, capsys):
     files = [os.path.join(demo_images, cls, f"{cls}_000{i}.jpg") for cls in ("night", "sunny") for i in range(3)]
     version = str(versions(first_run.serving_model_dir)[-1])
@@ -132,7 +122,7 @@ def test_predict_prints_one_line_per_image_from_every_kind_of_endpoint(first_run
         "grpc version": ["--server", server.grpc_address, "--grpc", "--version", version],
         "rest version": ["--server", server.rest_address, "--model", "image_classifier", "--version", version],
     }.items():
-        code, lines, err = _cli(capsys, *flags, *files)
+        code, lines, err = predict_cli(capsys, *flags, *files)
         assert code == 0, (way, err)
         assert [line[0] for line in lines] == files, way
         assert all(line[1] in ("night", "sunny") and 0.5 <= float(line[2]) <= 1.0 for line in lines), (way, lines)
@@ -180,9 +170,9 @@ def test_predict_errors_are_clear(first_run, server, demo_images, tmp_path, caps
         (["--server", server.rest_address, str(tmp_path / "missing.jpg")], "no such image file", []),
     ]
     for argv, message, answered in cases:
-        code, lines, err = _cli(capsys, *argv)
-        assert code == 1 and message in err and [line[0] for line in lines] == answered, (argv, err)
+        code, lines, err = predict_cli(capsys, *argv)
+        assert code == 1 and message in "\n".join(err) and [line[0] for line in lines] == answered, (argv, err)
     for argv, message in [(["--server", "http://localhost", good], "--server takes HOST:PORT"),
                           (["--model-dir", first_run.serving_model_dir, "--grpc", good], "--grpc and --version need")]:
-        code, _, err = _cli(capsys, *argv)
-        assert code == 2 and message in err, err
+        code, _, err = predict_cli(capsys, *argv)
+        assert code == 2 and message in "\n".join(err), err
