@@ -49,6 +49,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--head-learning-rate", type=float, default=t.head_learning_rate)
     g.add_argument("--finetune-learning-rate", type=float, default=t.finetune_learning_rate)
     g.add_argument("--batch-size", type=int, default=t.batch_size)
+    g.add_argument("--feature-views", type=int, default=t.feature_views,
+                   help="phase 1 on cached base outputs of N augmented views per image (0: on images, fresh "
+                        "augmentation every epoch; default %(default)s)")
     g.add_argument("--patience", type=int, default=t.early_stopping_patience, help="early-stopping patience")
     g = p.add_argument_group("evaluation and push")
     g.add_argument("--accuracy-threshold", type=float, help=f"bless at or above (default {e.accuracy_threshold})")
@@ -112,7 +115,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     t.head_epochs = args.head_epochs if args.head_epochs is not None else t.head_epochs
     t.finetune_epochs = args.finetune_epochs if args.finetune_epochs is not None else t.finetune_epochs
     t.head_learning_rate, t.finetune_learning_rate = args.head_learning_rate, args.finetune_learning_rate
-    t.batch_size, t.early_stopping_patience = args.batch_size, args.patience
+    t.batch_size, t.early_stopping_patience, t.feature_views = args.batch_size, args.patience, args.feature_views
     if args.accuracy_threshold is not None:
         cfg.eval.accuracy_threshold = args.accuracy_threshold
     cfg.serving.serving_dir, cfg.serving.model_name = args.serving_dir, args.model_name

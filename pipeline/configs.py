@@ -87,6 +87,9 @@ class TrainingConfig:
     finetune_learning_rate: float = 1e-5
     batch_size: int = 32
     early_stopping_patience: int = 5
+    # Phase 1 on the frozen base's outputs for this many augmented views of each training image, computed once
+    # (trainer/cached_features.py); 0: phase 1 on images, with fresh augmentation every epoch.
+    feature_views: int = 0
     # Keep the transformed (decoded, resized) images in memory after the first epoch.
     cache_in_memory: bool = True
     shuffle_buffer: int = 1000
@@ -239,6 +242,7 @@ class PipelineConfig:
         _check(t.head_epochs >= 1, "training.head_epochs", "must be >= 1")
         _check(t.finetune_epochs >= 0, "training.finetune_epochs", "must be >= 0")
         _check(t.batch_size >= 1, "training.batch_size", "must be >= 1")
+        _check(0 <= t.feature_views <= 64, "training.feature_views", f"must be in 0..64, got {t.feature_views}")
         _check(t.head_learning_rate > 0 and t.finetune_learning_rate > 0, "training.*_learning_rate", "must be > 0")
         _check(0.0 <= e.accuracy_threshold <= 1.0, "eval.accuracy_threshold", "must be in [0, 1]")
         _check(
@@ -286,6 +290,7 @@ def demo_config(output_dir: str = "outputs") -> PipelineConfig:
     cfg.model.allow_random_init = True
     cfg.training.head_epochs = 5
     cfg.training.finetune_epochs = 1
+    cfg.training.feature_views = 3  # phase 1 on cached base outputs: the frozen Xception runs 3 times, not 5
     cfg.eval.accuracy_threshold = 0.6
     return cfg
 

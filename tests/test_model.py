@@ -160,3 +160,38 @@ def test_best_weights_across_both_phases_are_restored():
     compile_model(model, 2, 1e-3)
     restored = model.evaluate(selection, verbose=0)[0]
     assert restored == pytest.approx(val_losses[2], rel=1e-4)
+
+
+def test_phase_one_on_cached_features_trains_the_models_own_head():
+    """The head fitted on cached pooled features is the model's head: the whole model on images then gives
+    the head's selection loss, the base is untouched, and each view is a different augmentation."""
+    from trainer.cached_features import pooled_features
+    from trainer.model import calibrate_batchnorm
+    from trainer.train import train_two_phases
+
+    keras.utils.set_random_seed(0)
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, strategy=3, dropout=0.0)
+    model, base = build_model(cfg, 32, 2, weights=None)
+    x = tf.concat([tf.fill([16, 32, 32, 3], 0.8), tf.fill([16, 32, 32, 3], -0.8)], axis=0)
+    x += tf.random.uniform(x.shape, -0.2, 0.2, seed=1)
+    x = tf.concat([x[:, :, :16] * 0.2, x[:, :, 16:]], axis=2)  # asymmetric: a flipped view differs
+    y = tf.constant([1.0] * 16 + [0.0] * 16)
+    set_phase(base, 1, cfg)
+    calibrate_batchnorm(model, base, x)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    base_before = [w.numpy().copy() for w in base.weights]
+    head_before = model.get_layer("logits").get_weights()[0].copy()
+
+    views, _ = pooled_features(model, data, 2, augment=True)
+    assert views.shape == (64, model.get_layer("avg_pool").output.shape[-1])
+    assert np.abs(views[:32] - views[32:]).max() > 1e-6  # two different random views of each image
+
+    training = {"head_epochs": 3, "finetune_epochs": 0, "head_learning_rate": 1e-2, "finetune_learning_rate": 1e-5,
+                "early_stopping_patience": 10, "feature_views": 2, "batch_size": 8, "seed": 1}
+    history = train_two_phases(model, base, data, data, 2, cfg, training, log_dir="/tmp/unused_tb")
+    assert [row["phase"] for row in history["epochs"]] == [1, 1, 1]
+    assert not np.allclose(model.get_layer("logits").get_weights()[0], head_before)  # the model's head learned
+    assert all(np.array_equal(before, after.numpy()) for before, after in zip(base_before, base.weights))
+    compile_model(model, 2, 1e-3)
+    best = min(row["val_loss"] for row in history["epochs"])
+    assert model.evaluate(data, verbose=0)[0] == pytest.approx(best, rel=1e-4)  # whole model = best head epoch

@@ -149,7 +149,7 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
                          per_class=30)
     new = small_config(cfg.runtime.output_dir, data)
     new.model.image_size, new.model.weights = 64, MOBILENET_WEIGHTS
-    new.training.head_epochs = 3
+    new.training.head_epochs, new.training.feature_views = 3, 2  # phase 1 on cached features, through run_fn
     new.eval.accuracy_threshold = 0.6  # chance is 1/3
     before = versions(new.serving_model_dir)
     assert cli._run(new) == cli.EXIT_OK

@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from trainer.keras2 import keras, tf
 
+from trainer.cached_features import cached_phase_one
 from trainer.model import compile_model, set_phase
-
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -20,8 +20,9 @@ class KeepBestWeights(keras.callbacks.Callback):
     that never beats the head-only phase would otherwise keep its own (worse) last weights.
     """
 
-    def __init__(self, monitor: str = "val_loss"):
+    def __init__(self, model: keras.Model, monitor: str = "val_loss"):
         super().__init__()
+        self.whole_model = model  # snapshots the whole model, also while only its head is fitted
         self.monitor = monitor
         self.best = math.inf
         self.best_epoch = -1
@@ -31,11 +32,11 @@ class KeepBestWeights(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:
             self.best, self.best_epoch = float(value), epoch
-            self.best_weights = self.model.get_weights()
+            self.best_weights = self.whole_model.get_weights()
 
-    def restore(self, model: keras.Model) -> None:
+    def restore(self) -> None:
         if self.best_weights is not None:
-            model.set_weights(self.best_weights)
+            self.whole_model.set_weights(self.best_weights)
 
 
 def train_two_phases(
@@ -49,25 +50,34 @@ def train_two_phases(
     log_dir: str,
     strategy: Optional[tf.distribute.Strategy] = None,
 ) -> Dict[str, Any]:
-    """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing."""
-    keeper = KeepBestWeights()
+    """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing.
+
+    With `training_cfg["feature_views"]` > 0, phase 1 fits the head on cached base outputs (cached_features).
+    """
+    keeper = KeepBestWeights(model)
     rows: List[Dict[str, Any]] = []
     epochs_done = 0
     phases = [(1, training_cfg["head_epochs"], training_cfg["head_learning_rate"])]
     if model_cfg["strategy"] != 3 and training_cfg["finetune_epochs"] > 0:
         phases.append((2, training_cfg["finetune_epochs"], training_cfg["finetune_learning_rate"]))
     for phase, epochs, learning_rate in phases:
+        fitted, train_data, eval_data = model, train_ds, eval_ds
         with (strategy or tf.distribute.get_strategy()).scope():
             set_phase(base, phase, model_cfg)
-            compile_model(model, num_classes, learning_rate)  # recompile: trainable flags changed
+            views = training_cfg.get("feature_views", 0)
+            cached = cached_phase_one(model, train_ds, eval_ds, views, training_cfg["batch_size"],
+                                      training_cfg.get("seed", 42)) if phase == 1 and views > 0 else None
+            if cached:
+                fitted, train_data, eval_data = cached
+            compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
         callbacks = [
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=training_cfg["early_stopping_patience"]),
             keeper,
             keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
         ]
-        history = model.fit(
-            train_ds,
-            validation_data=eval_ds,
+        history = fitted.fit(
+            train_data,
+            validation_data=eval_data,
             initial_epoch=epochs_done,
             epochs=epochs_done + epochs,
             callbacks=callbacks,
@@ -78,7 +88,7 @@ def train_two_phases(
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
-    keeper.restore(model)
+    keeper.restore()
     return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best}
 
 
