@@ -22,6 +22,7 @@ from pipeline.configs import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT, PipelineC
 
 PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
+EVALUATOR_BATCH_SIZE = 32
 VERTEX_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
 
 
@@ -88,6 +89,9 @@ def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
             preprocessing_function_names=["transform_features"],
             label_key="label_xf",
             prediction_key="score",
+            # Images, not rows of numbers: a fixed batch keeps the Evaluator's memory flat (TFX issue 5777:
+            # TFMA's growing batches of decoded images run out of memory).
+            inference_batch_size=EVALUATOR_BATCH_SIZE,
         )],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],

@@ -67,6 +67,7 @@ def test_eval_config_metrics_and_thresholds_follow_the_class_count():
     assert gate.value_threshold.lower_bound.value == 0.75
     assert gate.change_threshold.absolute.value == pytest.approx(-1e-10)
     assert binary.model_specs[0].preprocessing_function_names == ["transform_features"]
+    assert binary.model_specs[0].inference_batch_size == 32  # bounded image batches
     multi = eval_config(cfg, 5)
     assert [m.class_name for m in multi.metrics_specs[0].metrics] == ["ExampleCount", "SparseCategoricalAccuracy"]
 
