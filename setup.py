@@ -13,6 +13,7 @@ setup(
     packages=[
         "pipeline",
         "components",
+        "components.evaluator",
         "components.image_folder_example_gen",
         "components.validation_gate",
         "components.hyperparameters",

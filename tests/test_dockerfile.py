@@ -44,9 +44,7 @@ def test_the_lock_is_installed_then_the_package_without_dependencies():
     i_pkg = package_install[0][0]
     assert i_pkg > lock_install[0] and copied_at["setup.py"] < i_pkg
     # Every top-level package setup.py lists is in the image before it is installed.
-    setup = open(os.path.join(REPO, "setup.py")).read()
-    listed = re.search(r"packages=\[(.*?)\]", setup, re.S).group(1)
-    top_level = {name.split(".")[0] for name in re.findall(r'"([\w.]+)"', listed)}
+    top_level = {name.split(".")[0] for name in _setup_packages()}
     missing = {pkg for pkg in top_level if copied_at.get(pkg, i_pkg) >= i_pkg}
     assert not missing, f"not copied into the image before the install: {sorted(missing)}"
 
@@ -62,3 +60,18 @@ def test_schema_lands_where_the_compiled_spec_points():
                 dest[src] = os.path.normpath(os.path.join(workdir, target))
     assert dest["schema"] == CloudConfig().image_schema_dir == "/pipeline/schema"
     assert os.path.isfile(os.path.join(REPO, "schema", "schema.pbtxt"))
+
+
+def _setup_packages():
+    setup = open(os.path.join(REPO, "setup.py")).read()
+    return set(re.findall(r'"([\w.]+)"', re.search(r"packages=\[(.*?)\]", setup, re.S).group(1)))
+
+
+def test_setup_installs_every_package_of_the_source_tree():
+    """A non-editable install (the image's) has exactly the packages the code imports from."""
+    found = set()
+    for top in ("pipeline", "components", "trainer", "kubeflow", "schema"):
+        for folder, _, files in os.walk(os.path.join(REPO, top)):
+            if "__init__.py" in files:
+                found.add(os.path.relpath(folder, REPO).replace(os.sep, "."))
+    assert _setup_packages() == found

@@ -159,3 +159,13 @@ def test_unusable_folders_fail_with_a_clear_message(demo_images, tmp_path, case,
         (root / "broken" / "a.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises((ImageIngestError, FileNotFoundError), match=message):
         _run(str(root), str(tmp_path / "out"))
+
+
+def test_an_empty_split_is_an_error_naming_it(demo_images, tmp_path):
+    root = tmp_path / "tiny"
+    for cls in ("night", "sunny"):
+        os.makedirs(root / cls)
+        for i in range(3):
+            shutil.copy(os.path.join(demo_images, cls, f"{cls}_{i:04d}.jpg"), root / cls)
+    with pytest.raises(ImageIngestError, match="split has no image.*--split"):
+        _run(str(root), str(tmp_path / "out"), {"train": 90, "selection": 5, "test": 5})

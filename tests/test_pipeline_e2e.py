@@ -111,6 +111,12 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
     assert request.model_spec.signature_name == "serving_default" and "image_bytes" in request.inputs
     with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
         loaded.signatures["serving_default"](image_bytes=tf.constant([b"not an image"]))
+    # TFMA's label comes through transform_features: a label the model does not know is named, not -1.
+    unknown = tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[0]])),
+        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"zebra"]))})).SerializeToString()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)not among the classes of the model.*zebra"):
+        loaded.signatures["transform_features"](examples=tf.constant([unknown]))
 
 
 def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path):

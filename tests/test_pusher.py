@@ -27,6 +27,20 @@ def test_versions_increase_and_each_model_is_pushed_once(tmp_path):
     assert sorted(os.listdir(base)) == sorted([str(first), str(second)])  # no staging folders left
 
 
+def test_a_partial_version_left_by_a_killed_push_is_not_taken_for_the_pushed_model(tmp_path):
+    """On GCS a push killed mid-rename can leave <version>/ with its marker but without being in models.config."""
+    import shutil
+
+    base = str(tmp_path / "serving" / "m")
+    first = push_atomically(_model(tmp_path / "a"), base, "uri://model/1")
+    partial = os.path.join(base, str(first + 1))
+    shutil.copytree(os.path.join(base, str(first)), partial)
+    with open(os.path.join(partial, SOURCE_MODEL_FILE), "w") as f:
+        f.write("uri://model/2")
+    assert version_of(base, "uri://model/2") is None  # so a rerun pushes model 2 again, completely
+    assert version_of(base, "uri://model/1") == first
+
+
 def test_interrupted_push_leaves_no_version_and_the_previous_one_untouched(tmp_path):
     base = str(tmp_path / "serving" / "m")
     good = push_atomically(_model(tmp_path / "good"), base, "uri://good")

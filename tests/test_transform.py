@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from PIL import Image
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from trainer.transform import IMAGE_XF, LABEL_VOCAB, LABEL_XF, checked_label_ids, preprocessing_fn
 
@@ -27,6 +27,7 @@ def _analyze_and_transform(rows, label_spec, tmp_path, image_size=32):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, config))
         _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform_fn"))
+    metadata_io.write_metadata(metadata, str(tmp_path / "transform_fn" / "metadata"))  # the raw spec, as TFX's
     return transformed, tft.TFTransformOutput(str(tmp_path / "transform_fn"))
 
 
@@ -79,7 +80,7 @@ def test_a_label_outside_the_vocabulary_is_an_error_naming_it(tmp_path):
         return checked_label_ids(raw["label"], layer(raw)[LABEL_XF]).numpy().tolist()
 
     assert ids([b"dog", b"cat"]) == [1, 0]
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)not among the model's classes.*bird"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)not among the classes of the model.*bird"):
         ids([b"dog", b"bird"])
 
 
@@ -101,3 +102,25 @@ def test_the_trainer_refuses_a_vocabulary_that_is_not_the_task_the_pipeline_was_
     check_training_examples(["blue", "green", "red"], {"blue": 4, "green": 1, "red": 2})
     with pytest.raises(ClassListError, match=r"\['green'\] have no training examples"):
         check_training_examples(["blue", "green", "red"], {"blue": 4, "red": 2})
+
+
+def test_float_labels_are_refused_naming_the_type(tmp_path):
+    rows = [{"image": [_encoded((1, 1, 1))], "label": [1.0]}, {"image": [_encoded((2, 2, 2))], "label": [0.0]}]
+    with pytest.raises(ValueError, match="strings or integers.*float32"):
+        _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.float32), tmp_path)
+
+
+def test_the_trainers_input_pipeline_names_a_label_the_model_does_not_know(tmp_path):
+    from trainer.data import make_dataset
+
+    rows = [{"image": [_encoded((1, 1, 1))], "label": [b"cat"]}, {"image": [_encoded((2, 2, 2))], "label": [b"dog"]}]
+    _, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
+    path = str(tmp_path / "examples.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for label in (b"dog", b"bird"):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[_encoded((3, 3, 3))])),
+                "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label]))})).SerializeToString())
+    ds = make_dataset([path], output, "label", batch_size=2, training=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)not among the classes of the model.*bird"):
+        list(ds)

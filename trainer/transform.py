@@ -81,6 +81,8 @@ class SortedLabelVocabulary(tft_beam.experimental.PTransformAnalyzer):
 
 def label_ids(label: tf.Tensor) -> tf.Tensor:
     """Label [batch] (string or integer) -> class id [batch]; -1 for a label outside the vocabulary."""
+    if not (label.dtype == tf.string or label.dtype.is_integer):
+        raise ValueError(f"the label feature must hold strings or integers (class names or ids), got {label.dtype.name}")
     (vocabulary,) = tft.experimental.ptransform_analyzer(
         [label], SortedLabelVocabulary(), [tf.string], [[]], output_asset_default_values=[LABEL_VOCAB.encode()],
         name="sorted_label_vocabulary",
@@ -99,7 +101,7 @@ def checked_label_ids(raw_label, ids: tf.Tensor) -> tf.Tensor:
     """
     unknown = tf.boolean_mask(label_names(_as_vector(raw_label)), ids < 0)
     check = tf.debugging.Assert(
-        tf.equal(tf.size(unknown), 0), ["label(s) not among the model's classes:", unknown], summarize=10)
+        tf.equal(tf.size(unknown), 0), ["label(s) not among the classes of the model:", unknown], summarize=10)
     with tf.control_dependencies([check]):
         return tf.identity(ids)
 

@@ -23,25 +23,28 @@ from trainer.serving_contract import LABELS_FILE, SUMMARY_FILE
 BASELINE_PROPERTY = "baseline"  # on the ModelBlessing: the baseline's URI, or "none: <why>"
 
 
-def task_of(model_uri: str) -> Tuple[List[str], Optional[int]]:
-    """(class names in id order, input image size) of a Trainer model artifact."""
+def task_of(model_uri: str) -> Tuple[List[str], Optional[int], Tuple[Optional[str], Optional[str]]]:
+    """(class names in id order, input image size, (image key, label key)) of a Trainer model artifact."""
     serving = path_utils.serving_model_path(model_uri)
     with fileio.open(os.path.join(serving, LABELS_FILE)) as f:
         classes = [line.strip() for line in f.read().splitlines() if line.strip()]
-    size = None
+    config = {}
     if fileio.exists(os.path.join(serving, SUMMARY_FILE)):
         with fileio.open(os.path.join(serving, SUMMARY_FILE)) as f:
-            size = json.load(f).get("config", {}).get("image_size")
-    return classes, size
+            config = json.load(f).get("config", {})
+    data = config.get("data", {})
+    return classes, config.get("image_size"), (data.get("image_key"), data.get("label_key"))
 
 
 def baseline_mismatch(model_uri: str, baseline_uri: str) -> str:
     """'' when the baseline solves the same task as the model, else why not."""
-    (classes, size), (base_classes, base_size) = task_of(model_uri), task_of(baseline_uri)
+    (classes, size, keys), (base_classes, base_size, base_keys) = task_of(model_uri), task_of(baseline_uri)
     if classes != base_classes:
         return f"the latest blessed model has classes {base_classes}, this model {classes}"
     if size != base_size:
         return f"the latest blessed model takes {base_size} px images, this model {size} px"
+    if keys != base_keys:  # its transform_features would parse other features of the examples
+        return f"the latest blessed model reads features {list(base_keys)}, this model {list(keys)}"
     return ""
 
 

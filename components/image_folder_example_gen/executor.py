@@ -124,7 +124,7 @@ class Executor(BaseExampleGenExecutor):
         if len(input_config.splits) == 1:  # an unsplit root: TFX's own hash split
             return super().GenerateExamplesByBeam(pipeline, exec_properties)
         patterns = {split.name: split.pattern for split in input_config.splits}
-        shared = patterns.get(SELECTION_SPLIT) == patterns.get(TRAIN_SPLIT)
+        shared = TRAIN_SPLIT in patterns and patterns.get(SELECTION_SPLIT) == patterns[TRAIN_SPLIT]
         percent = int(exec_properties.get(SELECTION_PERCENT_KEY) or 0)
         if shared and not 0 < percent < 100:
             raise ImageIngestError(f"{SELECTION_PERCENT_KEY} must be in 1..99 to carve selection out of train/, "
@@ -149,6 +149,7 @@ class Executor(BaseExampleGenExecutor):
         report.set_int_custom_property("valid_images", summary["valid_images"])
         report.set_int_custom_property("skipped_files", summary["skipped_files"])
         _check_summary(summary, exec_properties["input_base"], split_dirs)
+        _check_splits_not_empty(artifact_utils.get_single_instance(output_dict["examples"]))
 
 
 def _input_split_dirs(exec_properties: Dict[str, Any]) -> List[str]:
@@ -208,6 +209,16 @@ def _summarize(rows: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
         "valid_per_class": {s: dict(sorted(c.items())) for s, c in sorted(counts.items())},
         "skipped": skipped,
     }
+
+
+def _check_splits_not_empty(examples) -> None:
+    """Every split has an example: an empty test split would leave the Evaluator nothing to judge (NaN)."""
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+        if not files or not any(True for _ in tf.data.TFRecordDataset(files, compression_type="GZIP").take(1)):
+            raise ImageIngestError(
+                f"the {split!r} split has no image: too few images for the split percentages (--split) "
+                "or the given split folders; add images or change --split")
 
 
 def _check_summary(summary: Dict[str, Any], input_base: str, split_dirs: List[str]) -> None:

@@ -32,8 +32,9 @@ from trainer.serving_contract import SOURCE_MODEL_FILE, versions
 
 
 def version_of(base: str, source_uri: str) -> Optional[int]:
-    """The pushed version made from the Trainer model at `source_uri`, if any."""
-    for version in versions(base):
+    """The pushed version made from the Trainer model at `source_uri`, if any; only complete versions count
+    (those the model config names: on GCS a push killed mid-rename can leave a partial folder behind)."""
+    for version in model_config.served_versions(base):
         marker = os.path.join(base, str(version), SOURCE_MODEL_FILE)
         if fileio.exists(marker) and io_utils.read_string_file(marker).strip() == source_uri:
             return version
