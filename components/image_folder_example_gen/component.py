@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from tfx import types
+from tfx.components.example_gen import driver as example_gen_driver
+from tfx.components.example_gen import input_processor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2
@@ -17,7 +19,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
-from components.image_folder_example_gen import executor
+from components.image_folder_example_gen import executor, layout
 
 INGEST_REPORT_KEY = "ingest_report"
 
@@ -57,8 +59,28 @@ def hash_split_output(split_ratios: Dict[str, int], partition_feature_name: str 
     ))
 
 
+class _TreeInputProcessor(input_processor.FileBasedInputProcessor):
+    """Fingerprints every file below the root (any depth, links not followed).
+
+    TFX's own fingerprint stats each file its split patterns match: it misses files in sub-folders of a
+    class folder (which are ingested), and a broken symbolic link makes its stat fail with an empty
+    NotFoundError before the executor can list the link as a skipped file.
+    """
+
+    def resolve_span_and_version(self):
+        span, version = 0, None
+        self._fingerprint = layout.fingerprint(self._input_base_uri)
+        return span, version
+
+
+class ImageFolderDriver(example_gen_driver.FileBasedDriver):
+    def get_input_processor(self, splits, range_config=None, input_base_uri=None):
+        return _TreeInputProcessor(input_base_uri, splits, range_config)
+
+
 class ImageFolderExampleGen(FileBasedExampleGen):
     SPEC_CLASS = ImageFolderExampleGenSpec
+    DRIVER_CLASS = ImageFolderDriver
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, input_base: str, given_splits: Optional[Dict[str, str]] = None,
