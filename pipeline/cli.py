@@ -196,9 +196,25 @@ def _quiet_library_warnings() -> None:
 
 
 def _run(cfg: PipelineConfig) -> None:
-    from pipeline import local_runner, run_summary
+    from pipeline import run_guard  # light: the layout is checked before TF/TFX are imported
+
+    run_guard.check_image_layout(cfg)
+    code = run_guard.run(cfg, _run_pipeline, _print_closing_lines)
+    if code:
+        raise SystemExit(code)
+
+
+def _run_pipeline(cfg: PipelineConfig) -> None:
+    from pipeline import local_runner
 
     local_runner.run(cfg)
+
+
+def _print_closing_lines(cfg: PipelineConfig) -> None:
+    from pipeline import run_summary
+
+    for line in run_summary.ingest_lines(*run_summary.ingest_report(cfg.metadata_path)):
+        print(line)
     print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
 
 
