@@ -128,6 +128,7 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None], after: Ca
     root = logging.getLogger()
     root.addHandler(handler)
     start_id = _last_execution_id(cfg.metadata_path)
+    quiet_shutdown()
 
     def interrupt(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # one interrupt is enough; cleanup must finish
@@ -167,6 +168,26 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None], after: Ca
             signal.signal(sig, handler_before)
         root.removeHandler(handler)
         handler.close()
+
+
+QUIET_SHUTDOWN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quiet_shutdown")
+
+
+def quiet_shutdown() -> None:
+    """Drops TF's harmless AtomicFunction.__del__ TypeError at exit, here and in the Beam worker processes
+    (which inherit PYTHONPATH and so run quiet_shutdown/sitecustomize.py)."""
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep) if os.environ.get("PYTHONPATH") else []
+    if QUIET_SHUTDOWN_DIR not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([QUIET_SHUTDOWN_DIR] + paths)
+    if "sitecustomize" not in sys.modules or getattr(sys.modules["sitecustomize"], "__file__", "") != \
+            os.path.join(QUIET_SHUTDOWN_DIR, "sitecustomize.py"):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_tfx_image_finetune_quiet_shutdown",
+                                                      os.path.join(QUIET_SHUTDOWN_DIR, "sitecustomize.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
 
 
 def _log_traceback(log_file: str) -> None:
