@@ -16,6 +16,7 @@ from components.image_folder_example_gen.layout import class_folders, given_spli
 from components.hyperparameters.component import TrainingHyperparameters
 from components.hyperparameters.executor import HYPERPARAMETERS
 from components.pusher.component import ServingDirPusher
+from components.tfrecord_example_gen.component import TFRecordExampleGen
 from components.validation_gate.component import ValidationGate
 from pipeline.configs import PipelineConfig
 
@@ -27,12 +28,15 @@ VERTEX_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:late
 def example_gen(cfg: PipelineConfig):
     data = cfg.data
     if data.source == "tfrecord":
-        # Existing tf.Examples (e.g. TFDS's cats_vs_dogs TFRecords): split by hash, like an unsplit folder.
-        return tfx.components.ImportExampleGen(
+        # Existing tf.Examples (e.g. TFDS's cats_vs_dogs TFRecords): split by hash, like an unsplit folder;
+        # an example whose image does not decode is skipped and listed in the ingest report.
+        return TFRecordExampleGen(
             input_base=data.path,
-            input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=data.tfrecord_pattern)]),
+            pattern=data.tfrecord_pattern,
             output_config=hash_split_output(cfg.split_ratios()),
-        )
+            image_key=data.image_key,
+            label_key=data.label_key,
+        ).with_id("ImportExampleGen")
     return ImageFolderExampleGen(
         input_base=image_root(cfg), given_splits=image_splits(cfg), split_ratios=cfg.split_ratios()
     )
