@@ -52,11 +52,12 @@ def make_configs(given_splits: Optional[Dict[str, str]], split_ratios: Dict[str,
 
 def hash_split_output(split_ratios: Dict[str, int], partition_feature_name: str = "") -> example_gen_pb2.Output:
     """ExampleGen output config that hash-splits into {split: percentage} (zero percentages left out)."""
-    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+    split_config = example_gen_pb2.SplitConfig(
         splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=ratio)
-                for name, ratio in split_ratios.items() if ratio > 0],
-        partition_feature_name=partition_feature_name,
-    ))
+                for name, ratio in split_ratios.items() if ratio > 0])
+    if partition_feature_name:  # a oneof: even '' set would make TFX look for a feature of that name
+        split_config.partition_feature_name = partition_feature_name
+    return example_gen_pb2.Output(split_config=split_config)
 
 
 class _TreeInputProcessor(input_processor.FileBasedInputProcessor):
