@@ -108,7 +108,8 @@ def ingest_lines(path: Optional[str], report: Dict[str, Any]) -> List[str]:
     if not report:
         return []
     lines = []
-    for split, counts in report.get("examples_per_split", {}).items():
+    per_split = report.get("examples_per_split", {})
+    for split, counts in sorted(per_split.items(), key=lambda kv: (kv[0] != "train", kv[0])):
         lines.append(f"Ingested {split}: {sum(counts.values())} ({_classes(counts)})")
     if not report.get("examples_per_split"):
         lines.append(f"Ingested {report.get('valid_images', 0)} images")

@@ -191,16 +191,25 @@ def test_a_failed_ingest_keeps_its_report(demo_images, tmp_path):
 
 
 def test_driver_fingerprints_nested_files_and_survives_broken_links(demo_images, tmp_path):
+    """The driver TFX runs before the executor: TFX's own stats every matched file and dies on a broken link."""
+    from tfx.components.example_gen.driver import FileBasedDriver
+    from tfx.dsl.io.filesystem import NotFoundError
+
     from components.image_folder_example_gen.component import ImageFolderDriver
-    from components.image_folder_example_gen.layout import fingerprint
 
     root = _copy_tree(demo_images, tmp_path / "data")
-    processor = ImageFolderDriver.get_input_processor(None, make_configs(None, {"train": 80, "eval": 20})[0].splits,
-                                                      None, root)
-    before = processor.resolve_span_and_version() and processor.get_input_fingerprint(0, None)
+    input_config, _ = make_configs(None, {"train": 80, "eval": 20})
+
+    def fingerprint(driver_class):
+        props = {"input_base": root, "input_config": proto_utils.proto_to_json(input_config)}
+        return driver_class(None).resolve_exec_properties(props, None, None)["input_fingerprint"]
+
+    before = fingerprint(ImageFolderDriver)
     os.symlink(os.path.join(root, "gone.jpg"), os.path.join(root, "sunny", "dangling.jpg"))
-    with_link = fingerprint(root)
+    with pytest.raises(NotFoundError):
+        fingerprint(FileBasedDriver)
+    with_link = fingerprint(ImageFolderDriver)
     assert with_link != before
     os.makedirs(os.path.join(root, "night", "sub"))
     shutil.copy(os.path.join(root, "night", "night_0000.jpg"), os.path.join(root, "night", "sub", "n.jpg"))
-    assert fingerprint(root) not in (before, with_link)
+    assert fingerprint(ImageFolderDriver) not in (before, with_link)  # a nested image invalidates the cache

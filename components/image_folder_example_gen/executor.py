@@ -36,7 +36,7 @@ def decode_error(data: bytes) -> str:
     try:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-        return f"not a decodable image: {err.message.splitlines()[0] if err.message else type(err).__name__}"
+        return f"not a decodable image: {_op_message(err)}"
     if image.shape[0] == 0 or image.shape[1] == 0:
         return "image has zero width or height"
     return ""
@@ -51,6 +51,13 @@ def _row(input_base: str, split_dir: str, path: str) -> Dict[str, Any]:
     if len(inner) > 2:
         row["nested"] = True  # in a sub-folder of its class folder: ingested under the class
     return row
+
+
+def _op_message(err: tf.errors.OpError) -> str:
+    """TF's error text without its '{{function_node ...}}' prefix and '[Op:...]' suffix."""
+    text = err.message.splitlines()[0] if err.message else type(err).__name__
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", text).strip() or type(err).__name__
 
 
 class _ReadImage(beam.DoFn):
