@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Callable, List, Optional, Tuple
@@ -130,14 +131,31 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None], after: Ca
     start_id = _last_execution_id(cfg.metadata_path)
     quiet_shutdown()
 
+    def to_log(args):  # Beam's worker threads fail as their `sh -c` parent dies of the same Ctrl-C
+        with open(log_file, "a") as f:
+            f.write("".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)))
+
+    interrupted: List[int] = []
+
     def interrupt(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # one interrupt is enough; cleanup must finish
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        threading.excepthook = to_log
+        interrupted.append(signum)
         raise RunInterrupted(signum)
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        runner(cfg)
+        try:
+            runner(cfg)
+        except Exception as err:  # noqa: BLE001
+            # Raised from a signal handler, the interrupt may surface as another error (a SystemError out of
+            # the C function it landed in, a wrapped Beam error): the signal, not the error, is the cause.
+            if interrupted and not isinstance(err, RunInterrupted):
+                raise RunInterrupted(interrupted[0]) from err
+            raise
+        if interrupted:  # some library swallowed the exception: still an interrupted run
+            raise RunInterrupted(interrupted[0])
         for sig, handler_before in previous.items():
             signal.signal(sig, handler_before)
         after(cfg)
@@ -164,6 +182,7 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None], after: Ca
               f"{PROG}: full traceback in {log_file}", file=stderr, flush=True)
         return EXIT_FAILED
     finally:
+        threading.excepthook = threading.__excepthook__
         for sig, handler_before in previous.items():
             signal.signal(sig, handler_before)
         root.removeHandler(handler)
@@ -175,7 +194,8 @@ QUIET_SHUTDOWN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "q
 
 def quiet_shutdown() -> None:
     """Drops TF's harmless AtomicFunction.__del__ TypeError at exit, here and in the Beam worker processes
-    (which inherit PYTHONPATH and so run quiet_shutdown/sitecustomize.py)."""
+    (which inherit PYTHONPATH and so run quiet_shutdown/sitecustomize.py; they also leave SIGINT to the run)."""
+    os.environ["TFX_IMAGE_FINETUNE_RUN_PID"] = str(os.getpid())  # its children leave SIGINT to it
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep) if os.environ.get("PYTHONPATH") else []
     if QUIET_SHUTDOWN_DIR not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([QUIET_SHUTDOWN_DIR] + paths)
