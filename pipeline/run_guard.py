@@ -129,6 +129,7 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None], after: Ca
     root = logging.getLogger()
     root.addHandler(handler)
     start_id = _last_execution_id(cfg.metadata_path)
+    saved_env = {name: os.environ.get(name) for name in ("PYTHONPATH", "TFX_IMAGE_FINETUNE_RUN_PID")}
     quiet_shutdown()
 
     def to_log(args):  # Beam's worker threads fail as their `sh -c` parent dies of the same Ctrl-C
@@ -182,6 +183,11 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None], after: Ca
               f"{PROG}: full traceback in {log_file}", file=stderr, flush=True)
         return EXIT_FAILED
     finally:
+        for name, value in saved_env.items():  # a caller in the same process (tests) gets its environment back
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         threading.excepthook = threading.__excepthook__
         for sig, handler_before in previous.items():
             signal.signal(sig, handler_before)

@@ -37,6 +37,7 @@ def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_imag
     assert any(line.startswith("WARNING: class 'sunny' has only") for line in err), err
     states = md.last_states(str(out / "metadata.sqlite"), "tfx-image-finetune")
     assert states == {"ImageFolderExampleGen": "FAILED"}, states
+    assert "TFX_IMAGE_FINETUNE_RUN_PID" not in os.environ  # the run's settings for its workers are undone
 
 
 def test_executions_a_failed_run_left_running_are_cancelled_and_their_outputs_removed(tmp_path):
