@@ -200,16 +200,31 @@ def _quiet_library_warnings() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
 
 
-# Exit codes of `run` (README): the verdict is in the code, for scripts and CI.
+# Exit codes of `run` (README; pipeline/run_guard.py has 1, 130 and 143): the verdict is in the code.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3  # EXIT_OK: blessed (run), done (others)
 
 
 def _run(cfg: PipelineConfig) -> int:
+    from pipeline import run_guard  # light: the layout is checked before TF/TFX are imported
+    from pipeline.output_lock import output_lock
+
+    run_guard.check_image_layout(cfg)
+    with output_lock(cfg.runtime.output_dir):  # held until the verdict is read: no other run can change it
+        return run_guard.run(cfg, _run_pipeline, _closing_lines)
+
+
+def _run_pipeline(cfg: PipelineConfig) -> None:
     from pipeline import local_runner
 
     local_runner.run(cfg)
+
+
+def _closing_lines(cfg: PipelineConfig) -> int:
+    """What the run did (ingested and skipped files, baseline, verdict, push); returns the exit code."""
     from pipeline import run_summary  # MLMD and TFMA: only once there is a run to describe
 
+    for line in run_summary.ingest_lines(*run_summary.ingest_report(cfg.metadata_path)):
+        print(line)
     print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
     return EXIT_OK if run_summary.blessed(cfg.metadata_path) else EXIT_NOT_BLESSED
 

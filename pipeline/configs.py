@@ -194,7 +194,8 @@ class PipelineConfig:
     def image_size(self) -> int:
         from trainer.backbones import BACKBONES  # light module: no TF import
 
-        return self.model.image_size or BACKBONES[self.model.backbone].default_size
+        size = self.model.image_size
+        return size if size is not None else BACKBONES[self.model.backbone].default_size
 
     def split_ratios(self) -> Dict[str, int]:
         d = self.data
@@ -225,14 +226,18 @@ class PipelineConfig:
         _check(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
         for name in ("train_ratio", "selection_ratio", "test_ratio"):
             _check(getattr(d, name) > 0, f"data.{name}", f"must be > 0 (train, selection and test), got {getattr(d, name)}")
-        _check(sum(self.split_ratios().values()) == 100, "data.split ratios",
-               f"must sum to 100, got {d.train_ratio},{d.selection_ratio},{d.test_ratio}")
+        _check_ratios_sum(self.split_ratios())
         _check(m.backbone in BACKBONES, "model.backbone", f"must be one of {sorted(BACKBONES)}, got {m.backbone!r}")
         _check(m.strategy in STRATEGIES, "model.strategy", f"must be 1, 2 or 3, got {m.strategy!r}")
         _check(0.0 < m.unfreeze_fraction <= 1.0, "model.unfreeze_fraction", "must be in (0, 1]")
         _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _check(m.alpha > 0, "model.alpha", "must be > 0")
-        _check(self.image_size >= 32, "model.image_size", "must be at least 32 pixels")
+        _check_image_size(m.image_size, m.backbone)
+        if m.backbone == "mobilenet_v2" and m.weights == "imagenet":
+            from trainer.backbones import MOBILENET_V2_IMAGENET_ALPHAS
+
+            _check(m.alpha in MOBILENET_V2_IMAGENET_ALPHAS, "model.alpha (--alpha)",
+                   f"must be one of {MOBILENET_V2_IMAGENET_ALPHAS} with ImageNet weights, got {m.alpha}")
         weights = m.weights
         _check(
             weights in WEIGHTS_KEYWORDS or "://" in weights or not local or os.path.isfile(weights),
@@ -243,6 +248,10 @@ class PipelineConfig:
         _check(t.finetune_epochs >= 0, "training.finetune_epochs", "must be >= 0")
         _check(t.batch_size >= 1, "training.batch_size", "must be >= 1")
         _check(0 <= t.feature_views <= 64, "training.feature_views", f"must be in 0..64, got {t.feature_views}")
+        _check(t.early_stopping_patience >= 0, "training.early_stopping_patience (--patience)",
+               f"must be >= 0, got {t.early_stopping_patience}")
+        _check(self.serving.keep_versions >= 0, "serving.keep_versions (--keep-versions)",
+               f"must be >= 0 (0 keeps all), got {self.serving.keep_versions}")
         _check(t.head_learning_rate > 0 and t.finetune_learning_rate > 0, "training.*_learning_rate", "must be > 0")
         _check(0.0 <= e.accuracy_threshold <= 1.0, "eval.accuracy_threshold", "must be in [0, 1]")
         _check(
@@ -255,6 +264,8 @@ class PipelineConfig:
                    f"must be 'train,validation[,test]' or 'none', got {d.split_folders!r}")
         if local and d.path and d.source == "image_folder" and "://" not in d.path:
             _check(os.path.isdir(d.path), "data.path", f"{d.path!r} is not a directory")
+        if local and weights not in WEIGHTS_KEYWORDS and "://" not in weights:
+            _check_weights_file(weights)
         return self
 
 
@@ -276,6 +287,44 @@ def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
     _check(d.num_classes, "data.num_classes", "is required for a cloud compile (--num-classes)")
     _check(c.accelerator_count >= 1 or not c.vertex_training, "cloud.accelerator_count", "must be >= 1")
     return cfg
+
+
+def _check_ratios_sum(ratios: Dict[str, int]) -> None:
+    """Split percentages (however many the scheme has) must add up to 100."""
+    total = sum(ratios.values())
+    shown = ",".join(str(v) for v in ratios.values())
+    _check(total == 100, "data split ratios (--split)",
+           f"must sum to 100, got {shown} = {total} ({', '.join(ratios)})")
+
+
+def _check_image_size(image_size: Optional[int], backbone: str) -> None:
+    """None means the backbone's default; anything given must be in [the backbone's minimum, 2048]."""
+    from trainer.backbones import BACKBONES
+
+    if image_size is None or backbone not in BACKBONES:
+        return
+    low = BACKBONES[backbone].min_size
+    _check(low <= image_size <= MAX_IMAGE_SIZE, "model.image_size (--image-size)",
+           f"must be in [{low}, {MAX_IMAGE_SIZE}] pixels for {backbone}, got {image_size}")
+
+
+def _check_weights_file(path: str) -> None:
+    """A local --weights file must be a Keras HDF5 weights file (its header and layer list, read with h5py)."""
+    field_name = "model.weights (--weights)"
+    _check(os.path.isfile(path), field_name, f"must be 'imagenet', 'none' or an existing weights file, got {path!r}")
+    import h5py  # light: no TF
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            layer_names = group.attrs.get("layer_names")
+    except OSError as err:
+        raise ConfigError(f"{field_name} {path!r} is not a Keras weights file (HDF5 .h5): {err}") from None
+    _check(layer_names is not None and len(layer_names) > 0, field_name,
+           f"{path!r} is an HDF5 file but not Keras weights (no 'layer_names' attribute)")
+
+
+MAX_IMAGE_SIZE = 2048
 
 
 def _check(ok: Any, field_name: str, message: str) -> None:

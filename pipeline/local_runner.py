@@ -26,6 +26,10 @@ def prepare(cfg: PipelineConfig) -> PipelineConfig:
 
         demo_data.generate(cfg.demo_data_dir)
         log.info("using the generated demo images in %s", cfg.demo_data_dir)
+    if cfg.model.weights not in ("imagenet", "none") and "://" not in cfg.model.weights:
+        from trainer.model import check_weights_file
+
+        check_weights_file(vars(cfg.model), cfg.image_size)  # a file for another backbone fails now
     if cfg.model.weights == "imagenet":
         from trainer.model import resolve_weights
 

@@ -15,6 +15,7 @@ import sys
 from typing import Iterator
 
 LOCK_FILE = ".run.lock"
+_held = set()  # output folders this process holds: taking the lock again inside is a no-op
 
 
 class OutputInUseError(RuntimeError):
@@ -24,7 +25,10 @@ class OutputInUseError(RuntimeError):
 @contextlib.contextmanager
 def output_lock(output_dir: str) -> Iterator[None]:
     os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, LOCK_FILE)
+    path = os.path.realpath(os.path.join(output_dir, LOCK_FILE))
+    if path in _held:
+        yield
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -37,9 +41,11 @@ def output_lock(output_dir: str) -> Iterator[None]:
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, started {started}: {' '.join(sys.argv)}\n".encode(), 0)
+        _held.add(path)
         try:
             yield
         finally:
+            _held.discard(path)
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

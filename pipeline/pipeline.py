@@ -13,10 +13,11 @@ from tfx import v1 as tfx
 
 from components.evaluator.component import Evaluator
 from components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
-from components.image_folder_example_gen.layout import class_folders, given_split_folders
+from components.image_folder_example_gen.layout import class_folders, resolve_split_folders
 from components.hyperparameters.component import TrainingHyperparameters
 from components.hyperparameters.executor import HYPERPARAMETERS
 from components.pusher.component import ServingDirPusher
+from components.tfrecord_example_gen.component import TFRecordExampleGen
 from components.validation_gate.component import ValidationGate
 from pipeline.configs import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT, PipelineConfig
 
@@ -29,12 +30,15 @@ VERTEX_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:late
 def example_gen(cfg: PipelineConfig, split_folders: Optional[List[str]]):
     data = cfg.data
     if data.source == "tfrecord":
-        # Existing tf.Examples (e.g. TFDS's cats_vs_dogs TFRecords): split by hash, like an unsplit folder.
-        return tfx.components.ImportExampleGen(
+        # Existing tf.Examples (e.g. TFDS's cats_vs_dogs TFRecords): split by hash, like an unsplit folder;
+        # an example whose image does not decode is skipped and listed in the ingest report.
+        return TFRecordExampleGen(
             input_base=data.path,
-            input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=data.tfrecord_pattern)]),
+            pattern=data.tfrecord_pattern,
             output_config=hash_split_output(cfg.split_ratios()),
-        )
+            image_key=data.image_key,
+            label_key=data.label_key,
+        ).with_id("ImportExampleGen")
     return ImageFolderExampleGen(input_base=image_root(cfg), split_folders=split_folders,
                                  split_ratios=cfg.split_ratios(), selection_percent=data.selection_ratio)
 
@@ -44,16 +48,11 @@ def image_root(cfg: PipelineConfig) -> str:
 
 
 def image_split_folders(cfg: PipelineConfig) -> Optional[List[str]]:
-    """The folders of an already-split image root ([train, validation(, test)]): from config (no listing) or by
-    looking; None for an unsplit root or a TFRecord source."""
+    """The folders of an already-split image root ([train, validation(, test)]); None for an unsplit root or a
+    TFRecord source."""
     if cfg.data.source != "image_folder":
         return None
-    folders = cfg.data.split_folders
-    if folders == "none":
-        return None
-    if folders:
-        return folders.split(",")
-    return given_split_folders(image_root(cfg))
+    return resolve_split_folders(image_root(cfg), cfg.data.split_folders)
 
 
 def count_classes(cfg: PipelineConfig, split_folders: Optional[List[str]]) -> int:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import glob
+import json
+import math
 import os
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -75,9 +78,80 @@ def eval_metrics(metadata_path: str) -> Dict[str, float]:
     return {name: float(value["doubleValue"]) for name, value in metrics.items() if "doubleValue" in value}
 
 
+# A class with fewer training examples than this is named in a warning.
+FEW_TRAIN_EXAMPLES = 10
+
+
+def format_metrics(metrics: Dict[str, float]) -> str:
+    """'auc=0.9800, precision=n/a, ...': a metric TFMA could not compute (nan, e.g. precision when the model
+    predicted no positive) is shown as n/a."""
+    return ", ".join(f"{k}={'n/a' if math.isnan(v) else f'{v:.4f}'}"
+                     for k, v in sorted(metrics.items()) if k != "example_count")
+
+
+def ingest_report(metadata_path: str) -> Tuple[Optional[str], Dict[str, Any]]:
+    """(path, content) of the latest ExampleGen ingest report recorded in MLMD, or (None, {})."""
+    uri = latest_artifact_uri(metadata_path, "tfx_image_finetune.ImageIngestReport")
+    path = os.path.join(uri, "report.json") if uri else None
+    if not path or not os.path.exists(path):
+        return None, {}
+    with open(path) as f:
+        return path, json.load(f)
+
+
+def kept_ingest_report(pipeline_root: str, after_execution_id: int = 0) -> Tuple[Optional[str], Dict[str, Any]]:
+    """The newest report an ExampleGen kept beside its artifacts (also after a failed execution)."""
+    found = []
+    for path in glob.glob(os.path.join(pipeline_root, "*", "ingest_reports", "*.json")):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem.isdigit() and int(stem) > after_execution_id:
+            found.append((int(stem), path))
+    if not found:
+        return None, {}
+    path = max(found)[1]
+    with open(path) as f:
+        return path, json.load(f)
+
+
+def _classes(counts: Dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
+
+
+def ingest_lines(path: Optional[str], report: Dict[str, Any]) -> List[str]:
+    """What ExampleGen took and left: examples per split and class, skips per folder and reason, warnings."""
+    if not report:
+        return []
+    lines = []
+    per_split = report.get("examples_per_split", {})
+    for split, counts in sorted(per_split.items(), key=lambda kv: (kv[0] != "train", kv[0])):
+        lines.append(f"Ingested {split}: {sum(counts.values())} ({_classes(counts)})")
+    if not report.get("examples_per_split"):
+        lines.append(f"Ingested {report.get('valid_images', 0)} images")
+    if report.get("nested_images"):
+        lines.append(f"  {report['nested_images']} of them from sub-folders of their class folder")
+    per_reason = report.get("skipped_per_reason", {})
+    for folder, reasons in per_reason.items():
+        where = "" if folder == "." else f" in {folder}/"
+        lines.append(f"Skipped{where}: {sum(reasons.values())} ({', '.join(f'{k} {n}' for k, n in reasons.items())})")
+    if not per_reason:
+        lines.append(f"Skipped: {report.get('skipped_files', 0)}")
+    for warning in class_warnings(report):
+        lines.append(f"WARNING: {warning}")
+    if path:
+        lines.append(f"Ingest report: {path}")
+    return lines
+
+
+def class_warnings(report: Dict[str, Any], minimum: int = FEW_TRAIN_EXAMPLES) -> List[str]:
+    train = report.get("examples_per_split", {}).get("train", {})
+    few = {name: n for name, n in train.items() if n < minimum}
+    return [f"class {name!r} has only {n} training example(s) (fewer than {minimum}); its accuracy will be "
+            f"unreliable" for name, n in few.items()]
+
+
 def describe(metadata_path: str, serving_model_dir: str) -> str:
     metrics = eval_metrics(metadata_path)
-    shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k != "example_count")
+    shown = format_metrics(metrics)
     pushed = versions(serving_model_dir)
     compared = baseline(metadata_path)
     against = f"Baseline: {compared}\n" if compared else ""

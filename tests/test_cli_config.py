@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.cli import build_parser, config_from_args
 from pipeline.configs import ConfigError, PipelineConfig
+from tests.conftest import MOBILENET_WEIGHTS
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
 
@@ -31,10 +32,19 @@ def test_help_and_flag_errors_answer_in_under_a_second():
     (["--weights", "/no/such/weights.h5"], "model.weights must be 'imagenet', 'none' or an existing weights file"),
     (["--split", "80,20"], "--split takes three percentages (train,selection,test)"),
     (["--split", "80,20,0"], "data.test_ratio must be > 0"),
-    (["--split", "80,15,10"], "must sum to 100, got 80,15,10"),
     (["--source", "tfrecord", "--data", "/tmp"], "data.num_classes is required"),
     (["--accuracy-threshold", "1.5"], "eval.accuracy_threshold must be in [0, 1]"),
     (["--unfreeze-fraction", "0"], "model.unfreeze_fraction must be in (0, 1]"),
+    (["--image-size", "0"], "model.image_size (--image-size) must be in [71, 2048] pixels for xception, got 0"),
+    (["--backbone", "xception", "--image-size", "70"], "must be in [71, 2048] pixels for xception, got 70"),
+    (["--backbone", "mobilenet_v2", "--image-size", "31"], "must be in [32, 2048] pixels for mobilenet_v2"),
+    (["--backbone", "efficientnet_b0", "--image-size", "31"], "must be in [32, 2048] pixels for efficientnet_b0"),
+    (["--backbone", "resnet50", "--image-size", "31"], "must be in [32, 2048] pixels for resnet50"),
+    (["--split", "70,20,20"], "must sum to 100, got 70,20,20 = 110"),
+    (["--keep-versions", "-1"], "serving.keep_versions (--keep-versions) must be >= 0 (0 keeps all), got -1"),
+    (["--patience", "-2"], "training.early_stopping_patience (--patience) must be >= 0, got -2"),
+    (["--backbone", "mobilenet_v2", "--alpha", "0.3"], "model.alpha (--alpha) must be one of"),
+    (["--weights", "README.md"], "model.weights (--weights) 'README.md' is not a Keras weights file (HDF5 .h5)"),
 ])
 def test_bad_config_names_the_field(args, message):
     proc, seconds = _cli("run", *args)
@@ -79,3 +89,48 @@ def test_failed_imagenet_download_names_weights_path_and_only_the_demo_falls_bac
     model_cfg["allow_random_init"] = True
     assert resolve_weights(model_cfg, 96) is None
     assert "RANDOM initialisation" in caplog.text
+
+
+def test_an_hdf5_file_without_keras_layers_is_not_accepted_as_weights(tmp_path):
+    import h5py
+
+    path = str(tmp_path / "data.h5")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=[1, 2, 3])
+    cfg = PipelineConfig()
+    cfg.model.weights = path
+    with pytest.raises(ConfigError, match=r"--weights\) .*data.h5' is an HDF5 file but not Keras weights"):
+        cfg.validate()
+
+
+@pytest.mark.skipif(not os.path.exists(MOBILENET_WEIGHTS), reason="needs ../shared's MobileNetV2-0.35 weights")
+def test_weights_for_another_backbone_fail_before_the_run_naming_the_flag():
+    from trainer.model import WeightsFileError, check_weights_file
+
+    model_cfg = {"backbone": "mobilenet_v2", "alpha": 0.35, "weights": MOBILENET_WEIGHTS}
+    check_weights_file(model_cfg, 64)  # the right backbone and width: accepted
+    for backbone, alpha in (("mobilenet_v2", 1.0), ("resnet50", 1.0)):
+        with pytest.raises(WeightsFileError, match=r"--weights '.*0.35_224_no_top.h5' does not fit backbone"):
+            check_weights_file({**model_cfg, "backbone": backbone, "alpha": alpha}, 64)
+
+
+def test_a_backbone_that_cannot_be_built_is_named_and_the_demo_does_not_fall_back(caplog):
+    from trainer.model import BackboneBuildError, resolve_weights
+
+    model_cfg = {"backbone": "xception", "alpha": 1.0, "weights": "imagenet", "allow_random_init": True}
+    with pytest.raises(BackboneBuildError, match="Cannot build backbone 'xception' at 40 px.*at least 71"):
+        resolve_weights(model_cfg, 40)
+    with pytest.raises(BackboneBuildError, match="alpha must be one of"):
+        resolve_weights({**model_cfg, "backbone": "mobilenet_v2", "alpha": 0.3}, 96)
+    assert "RANDOM" not in caplog.text
+
+
+def test_layout_errors_come_before_tfx_is_imported(tmp_path):
+    (tmp_path / "only" / "red").mkdir(parents=True)
+    (tmp_path / "only" / "red" / "a.jpg").write_bytes(b"x")
+    proc, seconds = _cli("run", "--data", str(tmp_path / "only"), "--output", str(tmp_path / "out"))
+    assert proc.returncode == 1 and "found 1 class folder(s) ['red']" in proc.stderr
+    assert seconds < 1.5, seconds
+    (tmp_path / "only" / "blue").mkdir()
+    proc, seconds = _cli("run", "--data", str(tmp_path / "only"), "--output", str(tmp_path / "out"))
+    assert proc.returncode == 1 and "class 'blue' is empty" in proc.stderr and seconds < 1.5

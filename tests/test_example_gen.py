@@ -169,3 +169,82 @@ def test_an_empty_split_is_an_error_naming_it(demo_images, tmp_path):
             shutil.copy(os.path.join(demo_images, cls, f"{cls}_{i:04d}.jpg"), root / cls)
     with pytest.raises(ImageIngestError, match="split has no image.*--split"):
         _run(str(root), str(tmp_path / "out"), {"train": 90, "selection": 5, "test": 5})
+
+
+def test_every_file_is_ingested_or_listed_with_a_reason(demo_images, tmp_path):
+    """Nested images join their class; stray, hidden and dangling-link files are listed skips."""
+    root = _copy_tree(demo_images, tmp_path / "data")
+    src = os.path.join(root, "night", "night_0000.jpg")
+    os.makedirs(os.path.join(root, "night", "sub", "deeper"))
+    shutil.copy(src, os.path.join(root, "night", "sub", "a.jpg"))
+    shutil.copy(src, os.path.join(root, "night", "sub", "deeper", "b.jpg"))
+    shutil.copy(src, os.path.join(root, "stray.jpg"))
+    shutil.copy(src, os.path.join(root, "sunny", ".hidden.jpg"))
+    os.makedirs(os.path.join(root, ".cache"))
+    shutil.copy(src, os.path.join(root, ".cache", "x.jpg"))
+    os.symlink(os.path.join(root, "gone.jpg"), os.path.join(root, "sunny", "dangling.jpg"))
+    splits, report = _run(root, str(tmp_path / "out"))
+    names = {name for rows in splits.values() for name, _ in rows}
+    assert {"night/sub/a.jpg", "night/sub/deeper/b.jpg"} <= names
+    assert report["valid_images"] == 122 and report["nested_images"] == 2
+    assert report["valid_per_class"] == {".": {"night": 62, "sunny": 60}}
+    kinds = {r["path"]: r["kind"] for r in report["skipped"]}
+    assert kinds == {"stray.jpg": "not in a class folder", "sunny/.hidden.jpg": "hidden file",
+                     ".cache": "hidden file", "sunny/dangling.jpg": "broken symbolic link"}
+    assert report["skipped_per_reason"] == {".": {"broken symbolic link": 1, "hidden file": 2,
+                                                  "not in a class folder": 1}}
+    # Per class in each output split, counted from the written examples themselves.
+    per_split = report["examples_per_split"]
+    assert set(per_split) == {"train", "selection", "test"}
+    for split, rows in splits.items():
+        assert per_split[split] == {c: sum(1 for _, label in rows if label == c) for c in ("night", "sunny")}
+
+
+def test_files_beside_the_split_folders_are_listed(demo_images, tmp_path):
+    root = tmp_path / "split"
+    for split in ("train", "validation"):
+        for cls in ("night", "sunny"):
+            os.makedirs(root / split / cls)
+            for i in range(3):
+                shutil.copy(os.path.join(demo_images, cls, f"{cls}_{i:04d}.jpg"), root / split / cls)
+    (root / "README.txt").write_text("about")
+    shutil.copy(os.path.join(demo_images, "night", "night_0000.jpg"), root / "train" / "loose.jpg")
+    _, report = _run(str(root), str(tmp_path / "out"))
+    kinds = {r["path"]: r["kind"] for r in report["skipped"]}
+    assert kinds == {"README.txt": "not in a split folder", "train/loose.jpg": "not in a class folder"}
+
+
+def test_a_failed_ingest_keeps_its_report(demo_images, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(os.path.join(demo_images, "night"), root / "night")
+    os.makedirs(root / "broken")
+    (root / "broken" / "a.jpg").write_bytes(b"\xff\xd8 not really")
+    with pytest.raises(ImageIngestError, match=r"report: .*ingest_reports/report.json") as err:
+        _run(str(root), str(tmp_path / "out"))
+    kept = str(err.value).rsplit("report: ", 1)[1].rstrip(")")
+    assert json.load(open(kept))["skipped"][0]["path"] == "broken/a.jpg"
+
+
+def test_driver_fingerprints_nested_files_and_survives_broken_links(demo_images, tmp_path):
+    """The driver TFX runs before the executor: TFX's own stats every matched file and dies on a broken link."""
+    from tfx.components.example_gen.driver import FileBasedDriver
+    from tfx.dsl.io.filesystem import NotFoundError
+
+    from components.image_folder_example_gen.component import ImageFolderDriver
+
+    root = _copy_tree(demo_images, tmp_path / "data")
+    input_config, _ = make_configs(None, RATIOS)
+
+    def fingerprint(driver_class):
+        props = {"input_base": root, "input_config": proto_utils.proto_to_json(input_config)}
+        return driver_class(None).resolve_exec_properties(props, None, None)["input_fingerprint"]
+
+    before = fingerprint(ImageFolderDriver)
+    os.symlink(os.path.join(root, "gone.jpg"), os.path.join(root, "sunny", "dangling.jpg"))
+    with pytest.raises(NotFoundError):
+        fingerprint(FileBasedDriver)
+    with_link = fingerprint(ImageFolderDriver)
+    assert with_link != before
+    os.makedirs(os.path.join(root, "night", "sub"))
+    shutil.copy(os.path.join(root, "night", "night_0000.jpg"), os.path.join(root, "night", "sub", "n.jpg"))
+    assert fingerprint(ImageFolderDriver) not in (before, with_link)  # a nested image invalidates the cache

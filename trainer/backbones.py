@@ -19,6 +19,7 @@ class Backbone:
     # "caffe": ResNet50's BGR mean subtraction on [0, 255].
     pixel_scaling: str
     keras_application: str  # attribute of keras.applications
+    min_size: int = 32  # the smallest input side Keras applications accept for this backbone
 
     def build(self, input_size: int, weights: Any, alpha: float = 1.0):
         from trainer.keras2 import keras
@@ -33,9 +34,12 @@ class Backbone:
 BACKBONES: Dict[str, Backbone] = {
     b.name: b
     for b in (
-        Backbone("xception", 150, "minus_one_to_one", "Xception"),
+        Backbone("xception", 150, "minus_one_to_one", "Xception", min_size=71),
         Backbone("mobilenet_v2", 160, "minus_one_to_one", "MobileNetV2"),
         Backbone("efficientnet_b0", 224, "zero_to_255", "EfficientNetB0"),
         Backbone("resnet50", 224, "caffe", "ResNet50"),
     )
 }
+
+# MobileNetV2 widths Keras has ImageNet weights for.
+MOBILENET_V2_IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)

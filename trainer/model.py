@@ -21,6 +21,14 @@ class WeightsUnavailableError(ConfigError):
     """The ImageNet weights could not be downloaded and no fallback was allowed."""
 
 
+class BackboneBuildError(ConfigError):
+    """Keras refuses to build the backbone as configured (e.g. image size below its minimum, unknown alpha)."""
+
+
+class WeightsFileError(ConfigError):
+    """The --weights file is not weights for the configured backbone."""
+
+
 def resolve_weights(model_cfg: Dict[str, Any], image_size: int) -> Optional[str]:
     """What to pass as Keras `weights=`: 'imagenet', a file path, or None (random init).
 
@@ -30,14 +38,19 @@ def resolve_weights(model_cfg: Dict[str, Any], image_size: int) -> Optional[str]
     weights = model_cfg["weights"]
     if weights == "none":
         return None
+    backbone = BACKBONES[model_cfg["backbone"]]
     if weights != "imagenet":
         if not tf.io.gfile.exists(weights):
             raise FileNotFoundError(f"--weights: no weights file at {weights!r}")
         return weights
-    backbone = BACKBONES[model_cfg["backbone"]]
     try:
         backbone.build(image_size, "imagenet", model_cfg.get("alpha", 1.0))
         return "imagenet"
+    except (ValueError, TypeError) as err:  # Keras' own argument checks: not a download problem
+        raise BackboneBuildError(
+            f"Cannot build backbone {backbone.name!r} at {image_size} px (alpha {model_cfg.get('alpha', 1.0)}): "
+            f"{err}"
+        ) from err
     except Exception as err:  # Keras raises plain Exception for a failed fetch
         if model_cfg.get("allow_random_init"):
             log.warning(
@@ -51,6 +64,19 @@ def resolve_weights(model_cfg: Dict[str, Any], image_size: int) -> Optional[str]
         raise WeightsUnavailableError(
             f"Could not download the ImageNet weights for backbone {backbone.name!r} ({err}). "
             "Pass --weights PATH with a local weights file (or --weights none to train from scratch)."
+        ) from err
+
+
+def check_weights_file(model_cfg: Dict[str, Any], image_size: int) -> None:
+    """Load a --weights file into the configured backbone now, so a mismatch fails before the run starts."""
+    backbone = BACKBONES[model_cfg["backbone"]]
+    path = model_cfg["weights"]
+    try:
+        backbone.build(image_size, path, model_cfg.get("alpha", 1.0))
+    except (ValueError, OSError) as err:
+        raise WeightsFileError(
+            f"--weights {path!r} does not fit backbone {backbone.name!r} (alpha {model_cfg.get('alpha', 1.0)}, "
+            f"{image_size} px): {str(err).splitlines()[0] if str(err) else type(err).__name__}"
         ) from err
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from tfx import types
+from tfx.components.example_gen import driver as example_gen_driver
+from tfx.components.example_gen import input_processor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2
@@ -17,9 +19,8 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
-from components.image_folder_example_gen import executor
+from components.image_folder_example_gen import executor, layout
 from components.image_folder_example_gen.executor import INGEST_REPORT_KEY, SELECTION_PERCENT_KEY
-from components.image_folder_example_gen.layout import split_folders_of
 
 
 class ImageIngestReport(types.Artifact):
@@ -44,7 +45,7 @@ class ImageFolderExampleGenSpec(FileBasedExampleGenSpec):
 def make_configs(split_folders: Optional[List[str]], split_ratios: Dict[str, int]
                  ) -> Tuple[example_gen_pb2.Input, example_gen_pb2.Output]:
     """Input/output configs: the given split folders (layout.split_folders_of), or a hash split of the root."""
-    folders = split_folders_of(split_folders)
+    folders = layout.split_folders_of(split_folders)
     if folders:
         input_config = example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name=name, pattern=f"{folder}/*/*") for name, folder in folders.items()]
@@ -57,15 +58,36 @@ def make_configs(split_folders: Optional[List[str]], split_ratios: Dict[str, int
 
 def hash_split_output(split_ratios: Dict[str, int], partition_feature_name: str = "") -> example_gen_pb2.Output:
     """ExampleGen output config that hash-splits into {split: percentage} (zero percentages left out)."""
-    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+    split_config = example_gen_pb2.SplitConfig(
         splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=ratio)
-                for name, ratio in split_ratios.items() if ratio > 0],
-        partition_feature_name=partition_feature_name,
-    ))
+                for name, ratio in split_ratios.items() if ratio > 0])
+    if partition_feature_name:  # a oneof: even '' set would make TFX look for a feature of that name
+        split_config.partition_feature_name = partition_feature_name
+    return example_gen_pb2.Output(split_config=split_config)
+
+
+class _TreeInputProcessor(input_processor.FileBasedInputProcessor):
+    """Fingerprints every file below the root (any depth, links not followed).
+
+    TFX's own fingerprint stats each file its split patterns match: it misses files in sub-folders of a
+    class folder (which are ingested), and a broken symbolic link makes its stat fail with an empty
+    NotFoundError before the executor can list the link as a skipped file.
+    """
+
+    def resolve_span_and_version(self):
+        span, version = 0, None
+        self._fingerprint = layout.fingerprint(self._input_base_uri)
+        return span, version
+
+
+class ImageFolderDriver(example_gen_driver.FileBasedDriver):
+    def get_input_processor(self, splits, range_config=None, input_base_uri=None):
+        return _TreeInputProcessor(input_base_uri, splits, range_config)
 
 
 class ImageFolderExampleGen(FileBasedExampleGen):
     SPEC_CLASS = ImageFolderExampleGenSpec
+    DRIVER_CLASS = ImageFolderDriver
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, input_base: str, split_folders: Optional[List[str]], split_ratios: Dict[str, int],

@@ -1,0 +1,1 @@
+"""ExampleGen for existing tf.Example TFRecords that proves each image decodes and reports what it skips."""
