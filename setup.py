@@ -18,6 +18,7 @@ setup(
         "components.validation_gate",
         "components.hyperparameters",
         "components.pusher",
+        "components.tfrecord_example_gen",
         "trainer",
         "kubeflow",
         "schema",

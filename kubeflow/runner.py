@@ -19,7 +19,7 @@ def dataflow_args(cfg: PipelineConfig) -> List[str]:
     """Beam args for every Beam component: Dataflow when enabled, else the pod's cores (pipeline.beam_args)."""
     c = cfg.cloud
     if not c.dataflow:
-        return local_beam_args()
+        return local_beam_args(cfg.runtime.direct_running_mode)
     temp = c.dataflow_temp_location or f"{cfg.runtime.output_dir.rstrip('/')}/tmp"
     return [
         "--runner=DataflowRunner",

@@ -63,6 +63,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="push without first loading the model and replaying its warmup requests")
     g = p.add_argument_group("runtime")
     g.add_argument("--pipeline-name", default=r.pipeline_name)
+    g.add_argument("--beam-mode", default=r.direct_running_mode, choices=BEAM_RUNNING_MODES,
+                   help="Beam on one machine's cores (local runs; cloud tasks without --dataflow): one worker process "
+                        "per core, threads, or in the process itself (default %(default)s)")
     g.add_argument("--no-cache", action="store_true")
 
 
@@ -122,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     cfg.serving.keep_versions, cfg.serving.check_servable = args.keep_versions, not args.no_servable_check
     r = cfg.runtime
     r.output_dir, r.pipeline_name, r.enable_cache = output, args.pipeline_name, not args.no_cache
-    r.direct_running_mode = getattr(args, "beam_mode", r.direct_running_mode)
+    r.direct_running_mode = args.beam_mode
     if hasattr(args, "target"):
         _cloud_from_args(cfg, args)
     return cfg.validate(local=not hasattr(args, "target"))
@@ -164,8 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(run)
     run.add_argument("--output", dest="output_dir", default=DEFAULTS.runtime.output_dir,
                      help="pipeline root, metadata and default serving dir (default %(default)s)")
-    run.add_argument("--beam-mode", default=DEFAULTS.runtime.direct_running_mode,
-                     choices=BEAM_RUNNING_MODES)
 
     compile_ = sub.add_parser("compile", help="compile the pipeline for Vertex AI Pipelines / Kubeflow (KFP v2 JSON)")
     _add_config_flags(compile_)

@@ -20,10 +20,9 @@ def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_imag
     os.makedirs(root / "broken")
     (root / "broken" / "a.jpg").write_bytes(b"\xff\xd8 not really")
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["run", "--data", str(root), "--output", str(out), "--backbone", "mobilenet_v2", "--alpha", "0.35",
-                  "--image-size", "64", "--weights", "none", "--beam-mode", "in_memory"])
-    assert exit_info.value.code == 1
+    code = cli.main(["run", "--data", str(root), "--output", str(out), "--backbone", "mobilenet_v2", "--alpha", "0.35",
+                     "--image-size", "64", "--weights", "none", "--beam-mode", "in_memory"])
+    assert code == cli.EXIT_FAILED
     err = capsys.readouterr().err.strip().splitlines()
     log = glob.glob(str(out / "logs" / "run-*.log"))
     assert len(log) == 1 and "Traceback" in open(log[0]).read()
