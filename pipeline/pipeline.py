@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.evaluator.baseline_strategy import SameTaskBlessedModelStrategy
 from components.evaluator.component import Evaluator
 from components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
 from components.image_folder_example_gen.layout import class_folders, resolve_split_folders
@@ -55,12 +56,28 @@ def image_split_folders(cfg: PipelineConfig) -> Optional[List[str]]:
     return resolve_split_folders(image_root(cfg), cfg.data.split_folders)
 
 
-def count_classes(cfg: PipelineConfig, split_folders: Optional[List[str]]) -> int:
-    """Number of classes: the config's, else the class folders of the image root (of train/ if split)."""
-    if cfg.data.num_classes:
-        return cfg.data.num_classes
+def class_names(cfg: PipelineConfig, split_folders: Optional[List[str]]) -> Optional[List[str]]:
+    """The class names in id order (sorted class folders, as the label vocabulary sorts them), when they are
+    known without reading examples: None for a TFRecord source or a compile given --num-classes."""
+    if cfg.data.num_classes or cfg.data.source != "image_folder":
+        return None
     root = image_root(cfg)
-    return len(class_folders(f"{root.rstrip('/')}/{split_folders[0]}" if split_folders else root))
+    return sorted(class_folders(f"{root.rstrip('/')}/{split_folders[0]}" if split_folders else root))
+
+
+def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], runtime_parameters: bool):
+    """The latest blessed model of this task (same classes, image size and features) as the Evaluator's
+    baseline. KFP v2 compiles only TFX's own strategies: in the cloud the latest blessed model of any task,
+    which the Evaluator's executor drops when it is of another task."""
+    channels = dict(model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                    model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing))
+    if runtime_parameters:
+        resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels)
+    else:
+        task = {"classes": classes, "image_size": cfg.image_size, "image_key": cfg.data.image_key,
+                "label_key": cfg.data.label_key}
+        resolver = tfx.dsl.Resolver(strategy_class=SameTaskBlessedModelStrategy, config=task, **channels)
+    return resolver.with_id("latest_blessed_model_resolver")
 
 
 def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
@@ -158,7 +175,8 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     `runtime_parameters` turns epochs and learning rates into pipeline parameters (cloud runners).
     """
     split_folders = image_split_folders(cfg)
-    num_classes = count_classes(cfg, split_folders)
+    classes = class_names(cfg, split_folders)
+    num_classes = len(classes) if classes else cfg.data.num_classes
     gen = example_gen(cfg, split_folders)
     statistics = tfx.components.StatisticsGen(examples=gen.outputs["examples"])
     if cfg.data.infer_schema or cfg.data.source == "tfrecord":
@@ -199,11 +217,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[SELECTION_SPLIT]),  # early stopping and best weights
     )
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")  # used only if it has this model's classes and image size
+    baseline = baseline_resolver(cfg, classes, runtime_parameters)
     evaluator = Evaluator(
         examples=gen.outputs["examples"],
         model=train.outputs["model"],

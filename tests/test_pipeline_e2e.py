@@ -148,7 +148,8 @@ def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(f
 @pytest.mark.skipif(not os.path.isfile(MOBILENET_WEIGHTS), reason="needs the ImageNet MobileNetV2 weights in ../shared")
 def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, capsys):
     """Three classes after two in the same --output: no crash against the old model, multi-class metrics,
-    judged on the value threshold alone, and every class served. (ImageNet features: a random-init backbone's
+    judged on the value threshold alone, every class served; then the two-class task is compared with its own
+    last blessed model again. (ImageNet features: a random-init backbone's
     cannot tell these colours apart in a few epochs, and the threshold must mean something.)"""
     cfg = copy_of_run(first_run, str(tmp_path / "out"))
     data = color_classes(str(tmp_path / "rgb"), {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)},
@@ -174,6 +175,15 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
     assert out["probabilities"].shape == (3, 3)
     labels = open(os.path.join(new.serving_model_dir, str(pushed[-1]), "assets.extra", "labels.txt")).read().split()
     assert labels == ["blue", "green", "red"]
+    assert sorted(out["classes"].numpy().astype(str)) == ["blue", "green", "red"]
+
+    # Back to the first task (a training change, so a new model): its baseline is the first run's blessed
+    # model, not the latest blessed one (the three-class model).
+    first_model = md.latest_artifact_uri(first_run.metadata_path, "Model")
+    again = small_config(cfg.runtime.output_dir, first_run.data.path)
+    again.training.finetune_epochs = 2
+    cli._run(again)
+    assert md.baseline(again.metadata_path) == first_model
 
 
 def test_a_second_run_on_a_busy_output_fails_at_once_naming_the_first(tmp_path, demo_images):

@@ -8,44 +8,18 @@ dropped, the run is judged on the value threshold alone, and the blessing says w
 
 from __future__ import annotations
 
-import json
-import os
-from typing import List, Optional, Tuple
-
 from absl import logging
 from tfx.components.evaluator import executor as tfx_evaluator_executor
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import path_utils
 
-from trainer.serving_contract import LABELS_FILE, SUMMARY_FILE
+from components.evaluator.task import task_mismatch, task_of
 
 BASELINE_PROPERTY = "baseline"  # on the ModelBlessing: the baseline's URI, or "none: <why>"
 
 
-def task_of(model_uri: str) -> Tuple[List[str], Optional[int], Tuple[Optional[str], Optional[str]]]:
-    """(class names in id order, input image size, (image key, label key)) of a Trainer model artifact."""
-    serving = path_utils.serving_model_path(model_uri)
-    with fileio.open(os.path.join(serving, LABELS_FILE)) as f:
-        classes = [line.strip() for line in f.read().splitlines() if line.strip()]
-    config = {}
-    if fileio.exists(os.path.join(serving, SUMMARY_FILE)):
-        with fileio.open(os.path.join(serving, SUMMARY_FILE)) as f:
-            config = json.load(f).get("config", {})
-    data = config.get("data", {})
-    return classes, config.get("image_size"), (data.get("image_key"), data.get("label_key"))
-
-
 def baseline_mismatch(model_uri: str, baseline_uri: str) -> str:
     """'' when the baseline solves the same task as the model, else why not."""
-    (classes, size, keys), (base_classes, base_size, base_keys) = task_of(model_uri), task_of(baseline_uri)
-    if classes != base_classes:
-        return f"the latest blessed model has classes {base_classes}, this model {classes}"
-    if size != base_size:
-        return f"the latest blessed model takes {base_size} px images, this model {size} px"
-    if keys != base_keys:  # its transform_features would parse other features of the examples
-        return f"the latest blessed model reads features {list(base_keys)}, this model {list(keys)}"
-    return ""
+    return task_mismatch(task_of(model_uri), task_of(baseline_uri))
 
 
 class Executor(tfx_evaluator_executor.Executor):
