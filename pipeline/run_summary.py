@@ -91,7 +91,9 @@ def format_metrics(metrics: Dict[str, float]) -> str:
 
 def ingest_report(metadata_path: str) -> Tuple[Optional[str], Dict[str, Any]]:
     """(path, content) of the latest ExampleGen ingest report recorded in MLMD, or (None, {})."""
-    uri = latest_artifact_uri(metadata_path, "tfx_image_finetune.ImageIngestReport")
+    from components.image_folder_example_gen.component import ImageIngestReport
+
+    uri = latest_artifact_uri(metadata_path, ImageIngestReport.TYPE_NAME)
     path = os.path.join(uri, "report.json") if uri else None
     if not path or not os.path.exists(path):
         return None, {}

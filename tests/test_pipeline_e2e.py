@@ -119,10 +119,12 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
         loaded.signatures["transform_features"](examples=tf.constant([unknown]))
 
 
-def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path):
+def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path, capsys):
     cfg = copy_of_run(first_run, str(tmp_path / "rerun"))  # the session's other tests keep the original
     before = versions(cfg.serving_model_dir)
     assert cli._run(cfg) == cli.EXIT_OK
+    closing = capsys.readouterr().out
+    assert "Ingest report: " in closing and "Model BLESSED" in closing
     states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert states["ImageFolderExampleGen"] == "CACHED"
     assert states["Transform"] == "CACHED"
