@@ -48,3 +48,17 @@ def run(cfg: PipelineConfig) -> None:
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path),
         )
         tfx.orchestration.LocalDagRunner().run(pipeline)
+        write_report(cfg)
+
+
+def write_report(cfg: PipelineConfig):
+    """The run report (pipeline/report.py); a report that cannot be written is a warning, not a failed run."""
+    from pipeline import report
+
+    try:
+        path = report.write(cfg.runtime.output_dir)
+    except Exception:  # the run itself succeeded: say why there is no report and carry on
+        log.warning("could not write the run report", exc_info=True)
+        return None
+    log.info("run report: %s", path)
+    return path
