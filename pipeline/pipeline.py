@@ -184,7 +184,14 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     )
     transform.add_upstream_node(gate)
 
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")  # used only if it has this model's classes and image size
     hparams = hyperparameters(cfg, runtime_parameters)
+    # --warm-start: the Trainer may begin from the latest blessed model (trainer/warm_start.py checks it fits).
+    warm = {"base_model": baseline.outputs["model"]} if cfg.training.warm_start else {}
     train = trainer(
         cfg,
         num_classes,
@@ -195,12 +202,8 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[SELECTION_SPLIT]),  # early stopping and best weights
+        **warm,
     )
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")  # used only if it has this model's classes and image size
     evaluator = Evaluator(
         examples=gen.outputs["examples"],
         model=train.outputs["model"],

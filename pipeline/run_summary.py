@@ -75,12 +75,32 @@ def eval_metrics(metadata_path: str) -> Dict[str, float]:
     return {name: float(value["doubleValue"]) for name, value in metrics.items() if "doubleValue" in value}
 
 
+def strategy_line(metadata_path: str) -> Optional[str]:
+    """How the latest Trainer chose its strategy, and (--warm-start) where it started (history.json)."""
+    import json
+
+    from trainer.strategy import describe as describe_strategy
+
+    uri = latest_artifact_uri(metadata_path, "ModelRun")
+    path = os.path.join(uri, "history.json") if uri else None
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        history = json.load(f)
+    lines = [describe_strategy(history["strategy"])] if history.get("strategy") else []
+    if history.get("warm_start"):
+        lines.append(f"Start: {history['warm_start']['note']}")
+    return "\n".join(lines) or None
+
+
 def describe(metadata_path: str, serving_model_dir: str) -> str:
     metrics = eval_metrics(metadata_path)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k != "example_count")
     pushed = versions(serving_model_dir)
     compared = baseline(metadata_path)
     against = f"Baseline: {compared}\n" if compared else ""
+    strategy = strategy_line(metadata_path)
+    against = (f"{strategy}\n" if strategy else "") + against
     if blessed(metadata_path):
         where = os.path.join(serving_model_dir, str(pushed[-1])) if pushed else serving_model_dir
         return f"{against}Model BLESSED ({shown}); serving version: {where}"
