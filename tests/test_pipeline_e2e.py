@@ -1,7 +1,9 @@
 """The real LocalDagRunner over small generated data: artifacts, push, blessing gate, caching."""
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -162,6 +164,10 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
     assert out["probabilities"].shape == (3, 3)
     labels = open(os.path.join(new.serving_model_dir, str(pushed[-1]), "assets.extra", "labels.txt")).read().split()
     assert labels == ["blue", "green", "red"]
+    # The run's report covers the new task: a 3 x 3 confusion matrix over the test examples.
+    page = open(os.path.join(new.runtime.output_dir, "report.html")).read()
+    matrix = json.loads(html.unescape(re.search(r'data-matrix="([^"]+)"', page).group(1)))
+    assert len(matrix) == 3 and sum(map(sum, matrix)) == metrics["example_count"]
 
 
 def test_a_second_run_on_a_busy_output_fails_at_once_naming_the_first(tmp_path, demo_images):

@@ -43,7 +43,7 @@ def restore(model, base_model: str) -> None:
     """The base model's Keras weights into `model` (every variable of `model` must be matched)."""
     import tensorflow as tf
 
-    status = tf.train.Checkpoint(model=model).restore(os.path.join(base_model, "variables", "variables"))
+    status = tf.train.Checkpoint(model=model).read(os.path.join(base_model, "variables", "variables"))
     status.expect_partial()  # the SavedModel also holds the Transform layer's and the signatures' objects
     status.assert_existing_objects_matched()
 
