@@ -222,18 +222,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3  # EXIT_OK: bles
 def _run(cfg: PipelineConfig) -> int:
     from pipeline import local_runner, run_summary
 
-    local_runner.run(cfg)
+    report = local_runner.run(cfg)
     print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
-    _print_report_path(cfg.runtime.output_dir)
+    if report:
+        print(f"Report: {os.path.abspath(report)}")
     return EXIT_OK if run_summary.blessed(cfg.metadata_path) else EXIT_NOT_BLESSED
-
-
-def _print_report_path(output_dir: str) -> None:
-    from pipeline.report import REPORT_FILE
-
-    path = os.path.join(output_dir, REPORT_FILE)
-    if os.path.isfile(path):
-        print(f"Report: {os.path.abspath(path)}")
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -155,7 +155,9 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
     assert md.blessed(new.metadata_path)
     note = md.baseline(new.metadata_path)
     assert note.startswith("none:") and "['night', 'sunny']" in note and "['blue', 'green', 'red']" in note
-    assert "Baseline: none:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Baseline: none:" in out
+    assert f"Report: {os.path.abspath(new.runtime.output_dir)}/reports/" in out
     pushed = versions(new.serving_model_dir)
     assert len(pushed) == len(before) + 1
     loaded = tf.saved_model.load(os.path.join(new.serving_model_dir, str(pushed[-1])))
