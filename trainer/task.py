@@ -118,6 +118,7 @@ def run_fn(fn_args) -> None:
                                train_counts)
     model_cfg = {**model_cfg, "strategy": decision["used"],
                  "unfreeze_fraction": decision["unfreeze_fraction"] or model_cfg["unfreeze_fraction"]}
+    keras.utils.set_random_seed(training_cfg["seed"])  # training draws the same randomness, probe or not
     class_weight = class_weights(names, train_counts) if training_cfg.get("class_weight") == "balanced" else None
     eval_ds = dataset(fn_args.eval_files, False)
     warm = warm_start(model, fn_args.base_model, names, image_size, model_cfg, eval_ds) \
