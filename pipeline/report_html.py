@@ -236,6 +236,9 @@ def _evaluation_section(data: Dict[str, Any]) -> str:
         threshold = ev["thresholds"].get(name, {})
         lower = threshold.get("lower_bound")
         shown_lower = "" if lower is None else f"&ge; {lower:g}"
+        drop = threshold.get("max_drop")
+        if drop is not None and name in base:
+            shown_lower += f" and &ge; baseline &minus; {drop:g}"
         mark = "" if lower is None else (' <span class="ok">pass</span>' if value >= lower
                                          else ' <span class="bad">below</span>')
         digits = 0 if name == "example_count" else 4
