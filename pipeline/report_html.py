@@ -233,6 +233,8 @@ def _evaluation_section(data: Dict[str, Any]) -> str:
     base = ev.get("baseline_metrics") or {}
     rows = ""
     for name, value in sorted(ev["metrics"].items()):
+        if name.endswith("_diff"):
+            continue  # TFMA's change against the baseline: shown in its metric's row
         threshold = ev["thresholds"].get(name, {})
         lower = threshold.get("lower_bound")
         shown_lower = "" if lower is None else f"&ge; {lower:g}"
@@ -242,12 +244,16 @@ def _evaluation_section(data: Dict[str, Any]) -> str:
         mark = "" if lower is None else (' <span class="ok">pass</span>' if value >= lower
                                          else ' <span class="bad">below</span>')
         digits = 0 if name == "example_count" else 4
+        diff = ev["metrics"].get(f"{name}_diff")
+        diff_cell = (f'<td data-metric="{_e(name)}_diff" data-value="{diff!r}">{diff:+.{digits}f}</td>'
+                     if diff is not None else "<td></td>")
         rows += (f'<tr><th>{_e(name)}</th><td data-metric="{_e(name)}" data-value="{value!r}">{_fmt(value, digits)}'
-                 f"</td><td>{shown_lower}{mark}</td><td>{_fmt(base.get(name), digits) if name in base else ''}</td></tr>")
+                 f"</td><td>{shown_lower}{mark}</td><td>{_fmt(base.get(name), digits) if name in base else ''}</td>"
+                 f"{diff_cell}</tr>")
     failures = "".join(f"<li>{_e(f)}</li>" for f in ev.get("failures", []))
     baseline = data.get("baseline") or "n/a"
     return (verdict + '<table class="num"><tr><th>metric (test split)</th><th>value</th><th>threshold</th>'
-            f'<th>baseline</th></tr>{rows}</table><p>Baseline: {_e(baseline)}</p>'
+            f'<th>baseline</th><th>change</th></tr>{rows}</table><p>Baseline: {_e(baseline)}</p>'
             + (f"<p>TFMA validation failures:</p><ul>{failures}</ul>" if failures else ""))
 
 
