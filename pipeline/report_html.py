@@ -85,6 +85,10 @@ def curves_plot(history: Dict[str, Any]) -> str:
             values = [r.get(key) for r in rows]
             if any(v is not None for v in values):
                 ax.plot(epochs, values, marker="o", ms=4, label=label, color=color)
+        warm = history.get("warm_start") or {}
+        if warm.get("used") and warm.get(f"initial_val_{metric}") is not None:
+            ax.plot([0], [warm[f"initial_val_{metric}"]], marker="D", ms=7, color="#2e7d32", ls="none",
+                    label="warm start (before training)")
         if boundary is not None:
             ax.axvline(boundary, color="#888", ls="--", lw=1)
             ax.text(boundary, 1.0, " phase 2 (fine-tuning)", transform=ax.get_xaxis_transform(),
@@ -96,7 +100,8 @@ def curves_plot(history: Dict[str, Any]) -> str:
                 ax.plot([best], [value], marker="*", ms=14, color="#C44E52", label=f"restored (epoch {best})")
         ax.set_title(title)
         ax.set_xlabel("epoch")
-        ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
+        ticks = ([0] if warm.get("used") else []) + epochs
+        ax.set_xticks(ticks if len(ticks) <= 20 else ticks[:: max(1, len(ticks) // 10)])
         ax.legend(frameon=False, fontsize=8)
     return _png(fig)
 
