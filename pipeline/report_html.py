@@ -282,7 +282,8 @@ def _test_section(data: Dict[str, Any]) -> str:
                     f'<br><small>{_e(w["file"])}</small></figcaption></figure>')
     gallery = (f'<div class="gallery">{gallery}</div>' if gallery
                else "<p>No test image was misclassified.</p>")
-    return (note + '<div class="row">' + _img(confusion_plot(test["matrix"], classes), "confusion matrix", "plot cm")
+    return (note + '<div class="row">' + _img(confusion_plot(test["matrix"], classes), "confusion matrix",
+                                           "plot cm" if len(classes) <= 12 else "plot")
             + f'<table class="num" data-matrix="{_e(test["matrix"])}"><tr><th>class</th><th>precision</th>'
               f'<th>recall</th><th>test images</th></tr>{rows}</table></div>'
             + "<h3>Most confidently wrong test images</h3>" + gallery)
