@@ -28,6 +28,7 @@ setup(
         "tfx[kfp]==1.16.0",
         "dill",  # apache-beam 2.74 no longer pulls it in; TFT 1.16 imports it
         "pillow",
+        "matplotlib",  # the run report's plots (Agg backend)
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["tfx-image-finetune=pipeline.cli:main"]},

@@ -39,8 +39,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=float, default=m.alpha, help="MobileNetV2 width multiplier")
     g.add_argument("--image-size", type=int, help="input side in pixels (default: the backbone's)")
     g.add_argument("--weights", default=m.weights, help="'imagenet', 'none' or a weights file PATH")
-    g.add_argument("--strategy", type=int, choices=[1, 2, 3], default=m.strategy,
-                   help="1: unfreeze all in phase 2; 2: unfreeze the top part; 3: head only")
+    g.add_argument("--strategy", type=_strategy, choices=[1, 2, 3, "auto"], default=m.strategy,
+                   help="1: unfreeze all in phase 2; 2: unfreeze the top part; 3: head only; auto: from data size "
+                        "and a linear probe of the frozen backbone (default %(default)s)")
     g.add_argument("--unfreeze-fraction", type=float, default=m.unfreeze_fraction)
     g.add_argument("--unfreeze-from-layer")
     g = p.add_argument_group("training")
@@ -53,6 +54,10 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="phase 1 on cached base outputs of N augmented views per image (0: on images, fresh "
                         "augmentation every epoch; default %(default)s)")
     g.add_argument("--patience", type=int, default=t.early_stopping_patience, help="early-stopping patience")
+    g.add_argument("--class-weight", choices=["none", "balanced"], default=t.class_weight,
+                   help="balanced: weight the loss by inverse class frequency (default %(default)s)")
+    g.add_argument("--warm-start", action="store_true", help="start from the latest blessed model's weights when "
+                                                             "backbone, image size and class list match")
     g = p.add_argument_group("evaluation and push")
     g.add_argument("--accuracy-threshold", type=float, help=f"bless at or above (default {e.accuracy_threshold})")
     g.add_argument("--serving-dir", help="TF Serving model base (default: <output>/serving)")
@@ -94,6 +99,11 @@ def _add_cloud_flags(p: argparse.ArgumentParser, pipeline_root_required: bool) -
     g.add_argument("--vertex-endpoint", help="also upload the blessed model to Vertex AI and deploy to this endpoint")
 
 
+def _strategy(value: str):
+    """--strategy: 1, 2, 3 (ints, as in ModelConfig) or auto."""
+    return value if value == "auto" else int(value)
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     demo = getattr(args, "demo", False)
     output = getattr(args, "output_dir", None) or DEFAULTS.runtime.output_dir
@@ -119,6 +129,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     t.finetune_epochs = args.finetune_epochs if args.finetune_epochs is not None else t.finetune_epochs
     t.head_learning_rate, t.finetune_learning_rate = args.head_learning_rate, args.finetune_learning_rate
     t.batch_size, t.early_stopping_patience, t.feature_views = args.batch_size, args.patience, args.feature_views
+    t.class_weight, t.warm_start = args.class_weight, args.warm_start
     if args.accuracy_threshold is not None:
         cfg.eval.accuracy_threshold = args.accuracy_threshold
     cfg.serving.serving_dir, cfg.serving.model_name = args.serving_dir, args.model_name
@@ -180,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="pipeline parameter value, e.g. head_epochs=5 (repeatable)")
     submit.add_argument("--dry-run", action="store_true", help="print the job instead of creating it")
+    report = sub.add_parser("report", help="render the latest run's report.html again and print its path")
+    report.add_argument("output_dir", metavar="OUTPUT_DIR", help="the run's --output folder")
     predict = sub.add_parser("predict", help="classify image files with a pushed model or a TF Serving server")
     where = predict.add_mutually_exclusive_group(required=True)
     where.add_argument("--model-dir", help="a pushed version folder, or the model folder (its newest version is used)")
@@ -189,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", default=DEFAULTS.serving.model_name, help="served model name (default %(default)s)")
     predict.add_argument("--version", type=int, help="served version (default: the newest TF Serving serves)")
     predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
+    predict.add_argument("--output", metavar="FILE", help="write file, class and every class's probability to FILE "
+                                                          "(CSV or JSON lines, by extension or --format), streaming")
+    predict.add_argument("--format", choices=["csv", "jsonl"], help="--output's format (default: its extension)")
+    predict.add_argument("--labels", metavar="FILE", help="class names, one per line in id order, for --output's "
+                                                          "columns (default: the model's labels.txt with --model-dir)")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="image files, or folders (their .jpg/.jpeg/.png/.gif/.bmp files, recursively)")
     return parser
@@ -210,24 +228,37 @@ def _run(cfg: PipelineConfig) -> int:
     from pipeline.output_lock import output_lock
 
     run_guard.check_image_layout(cfg)
+    reports = []  # the report this run wrote (None if it could not be written)
+
+    def run_pipeline(cfg: PipelineConfig) -> None:
+        from pipeline import local_runner
+
+        reports.append(local_runner.run(cfg))
+
     with output_lock(cfg.runtime.output_dir):  # held until the verdict is read: no other run can change it
-        return run_guard.run(cfg, _run_pipeline, _closing_lines)
+        return run_guard.run(cfg, run_pipeline, lambda cfg: _closing_lines(cfg, reports[-1] if reports else None))
 
 
-def _run_pipeline(cfg: PipelineConfig) -> None:
-    from pipeline import local_runner
-
-    local_runner.run(cfg)
-
-
-def _closing_lines(cfg: PipelineConfig) -> int:
-    """What the run did (ingested and skipped files, baseline, verdict, push); returns the exit code."""
+def _closing_lines(cfg: PipelineConfig, report: Optional[str]) -> int:
+    """What the run did (ingested and skipped files, strategy, baseline, verdict, push, report); the exit code."""
     from pipeline import run_summary  # MLMD and TFMA: only once there is a run to describe
 
     for line in run_summary.ingest_lines(*run_summary.ingest_report(cfg.metadata_path)):
         print(line)
     print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
+    if report:
+        print(f"Report: {os.path.abspath(report)}")
     return EXIT_OK if run_summary.blessed(cfg.metadata_path) else EXIT_NOT_BLESSED
+
+
+def _report(args: argparse.Namespace) -> int:
+    """`report OUTPUT_DIR`: render the latest run's report again (e.g. after an upgrade) and print its path."""
+    from pipeline import report
+
+    _quiet_library_warnings()
+    path = report.write(args.output_dir)
+    print(f"Report: {os.path.abspath(path)} (latest: {os.path.abspath(os.path.join(args.output_dir, report.REPORT_FILE))})")
+    return EXIT_OK
 
 
 def _submit(cfg: PipelineConfig, args: argparse.Namespace) -> None:
@@ -264,7 +295,14 @@ def _predict(args: argparse.Namespace) -> int:
         if not host or not port.isdigit() or "/" in args.server:
             raise ConfigError(f"--server takes HOST:PORT (e.g. localhost:8501), got {args.server!r}")
     from pipeline import predict
+    from pipeline.predict_output import output_format
 
+    if (args.format or args.labels) and not args.output:
+        raise ConfigError("--format and --labels need --output FILE")
+    try:
+        fmt = output_format(args.output, args.format) if args.output else None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     files = predict.image_files(args.images)  # before loading anything: a wrong path fails at once
     _quiet_library_warnings()
     if args.model_dir:
@@ -273,14 +311,43 @@ def _predict(args: argparse.Namespace) -> int:
         client = predict.GrpcClient(args.server, args.model, args.version, args.timeout)
     else:
         client = predict.RestClient(args.server, args.model, args.version, args.timeout)
+    if fmt:
+        return _predict_to_file(args, client, files, fmt)
     failed = 0
     for result in predict.classify_files(client, files):
         if isinstance(result, predict.Failure):
             failed += 1
-            print(f"tfx-image-finetune: error: {result.path}: not an image the model can decode: {result.reason}",
-                  file=sys.stderr, flush=True)
+            _report_failure(result)
         else:
             print(f"{result.path}\t{result.label}\t{result.probability:.4f}", flush=True)
+    return 1 if failed else 0
+
+
+def _report_failure(result) -> None:
+    print(f"tfx-image-finetune: error: {result.path}: not an image the model can decode: {result.reason}",
+          file=sys.stderr, flush=True)
+
+
+def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
+    """Rows streamed to --output as each batch is answered; undecodable files on stderr, as without --output."""
+    from pipeline import predict
+    from pipeline.predict_output import PredictionWriter
+
+    if args.labels:
+        with open(args.labels, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    else:
+        names = predict.class_names(args.model_dir) if args.model_dir else None
+    failed = 0
+    with open(args.output, "w", encoding="utf-8", newline="") as f:
+        writer = PredictionWriter(f, fmt, names)
+        for result in predict.classify_files(client, files):
+            if isinstance(result, predict.Failure):
+                failed += 1
+                _report_failure(result)
+            else:
+                writer.write(result.path, result.label, result.probabilities)
+    print(f"Wrote {writer.rows} prediction(s) to {args.output} ({fmt})" + (f"; {failed} file(s) failed" if failed else ""))
     return 1 if failed else 0
 
 
@@ -292,6 +359,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "predict":
             return _predict(args)
+        if args.command == "report":
+            return _report(args)
         cfg = config_from_args(args)
         _quiet_library_warnings()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

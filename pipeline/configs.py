@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 STRATEGIES = (1, 2, 3)
+AUTO_STRATEGY = "auto"  # chosen by the Trainer from data size and a linear probe (trainer/strategy.py)
+CLASS_WEIGHTS = ("none", "balanced")
 # The three example splits: the Trainer fits on train and early-stops / keeps its best weights on selection;
 # the Evaluator blesses on test, which played no part in choosing the model.
 TRAIN_SPLIT, SELECTION_SPLIT, TEST_SPLIT = "train", "selection", "test"
@@ -69,8 +71,9 @@ class ModelConfig:
     weights: str = "imagenet"
     # Only `make demo` sets this: continue from random init if the ImageNet download fails.
     allow_random_init: bool = False
-    # 1: unfreeze the whole base in phase 2; 2: unfreeze only the top part; 3: head only (no phase 2).
-    strategy: int = 1
+    # 1: unfreeze the whole base in phase 2; 2: unfreeze only the top part; 3: head only (no phase 2);
+    # "auto": the Trainer picks from data size x similarity to ImageNet (trainer/strategy.py).
+    strategy: Union[int, str] = 1
     # Strategy 2: fraction of the base's layers (from the top) to unfreeze, or a layer name to unfreeze from.
     unfreeze_fraction: float = 0.25
     unfreeze_from_layer: Optional[str] = None
@@ -94,6 +97,10 @@ class TrainingConfig:
     cache_in_memory: bool = True
     shuffle_buffer: int = 1000
     seed: int = 42
+    # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
+    class_weight: str = "none"
+    # Start from the latest blessed model's weights when backbone, image size and class list match.
+    warm_start: bool = False
 
 
 @dataclass
@@ -228,7 +235,9 @@ class PipelineConfig:
             _check(getattr(d, name) > 0, f"data.{name}", f"must be > 0 (train, selection and test), got {getattr(d, name)}")
         _check_ratios_sum(self.split_ratios())
         _check(m.backbone in BACKBONES, "model.backbone", f"must be one of {sorted(BACKBONES)}, got {m.backbone!r}")
-        _check(m.strategy in STRATEGIES, "model.strategy", f"must be 1, 2 or 3, got {m.strategy!r}")
+        _check(m.strategy in STRATEGIES or m.strategy == AUTO_STRATEGY, "model.strategy",
+               f"must be 1, 2, 3 or 'auto', got {m.strategy!r}")
+        _check(t.class_weight in CLASS_WEIGHTS, "training.class_weight", f"must be one of {CLASS_WEIGHTS}")
         _check(0.0 < m.unfreeze_fraction <= 1.0, "model.unfreeze_fraction", "must be in (0, 1]")
         _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _check(m.alpha > 0, "model.alpha", "must be > 0")

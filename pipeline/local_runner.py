@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import List
+from typing import List, Optional
 
 from pipeline.beam_args import local_beam_args
 from pipeline.configs import PipelineConfig
@@ -39,7 +39,8 @@ def prepare(cfg: PipelineConfig) -> PipelineConfig:
     return cfg
 
 
-def run(cfg: PipelineConfig) -> None:
+def run(cfg: PipelineConfig) -> Optional[str]:
+    """Run the pipeline; returns the run report's path (None if it could not be written)."""
     with output_lock(cfg.runtime.output_dir):  # before the slow imports: a second run is refused at once
         from tfx import v1 as tfx
 
@@ -52,3 +53,17 @@ def run(cfg: PipelineConfig) -> None:
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path),
         )
         tfx.orchestration.LocalDagRunner().run(pipeline)
+        return write_report(cfg)
+
+
+def write_report(cfg: PipelineConfig):
+    """The run report (pipeline/report.py); a report that cannot be written is a warning, not a failed run."""
+    from pipeline import report
+
+    try:
+        path = report.write(cfg.runtime.output_dir)
+    except Exception:  # the run itself succeeded: say why there is no report and carry on
+        log.warning("could not write the run report", exc_info=True)
+        return None
+    log.info("run report: %s", path)
+    return path

@@ -205,7 +205,11 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     )
     transform.add_upstream_node(gate)
 
+    baseline = baseline_resolver(cfg, classes, runtime_parameters)
     hparams = hyperparameters(cfg, runtime_parameters)
+    # --warm-start: the Trainer may begin from the latest blessed model of this task (trainer/warm_start.py
+    # checks that it fits).
+    warm = {"base_model": baseline.outputs["model"]} if cfg.training.warm_start else {}
     train = trainer(
         cfg,
         num_classes,
@@ -216,8 +220,8 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[SELECTION_SPLIT]),  # early stopping and best weights
+        **warm,
     )
-    baseline = baseline_resolver(cfg, classes, runtime_parameters)
     evaluator = Evaluator(
         examples=gen.outputs["examples"],
         model=train.outputs["model"],

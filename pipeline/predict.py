@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Union
 
-from trainer.serving_contract import IMAGE_INPUT, SERVING_SIGNATURE, versions
+from trainer.serving_contract import IMAGE_INPUT, LABELS_FILE, SERVING_SIGNATURE, versions
 
 BATCH_SIZE = 16
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what the model's tf.io.decode_image reads
@@ -32,10 +32,11 @@ class Answer(NamedTuple):
 
 
 class Prediction(NamedTuple):
-    """What the CLI prints: the file, its top class and that class's probability."""
+    """What the CLI prints: the file, its top class and that class's probability (and every class's)."""
     path: str
     label: str
     probability: float
+    probabilities: Optional[List[float]] = None
 
 
 class Failure(NamedTuple):
@@ -50,6 +51,15 @@ class ServingError(Exception):
 
 class NotAnImageError(ValueError):
     """The model could not decode an input as an image."""
+
+
+def class_names(model_dir: str) -> Optional[List[str]]:
+    """The pushed model's class names in id order (assets.extra/labels.txt), if it has them."""
+    path = os.path.join(latest_version_dir(model_dir), LABELS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
 
 
 def latest_version_dir(model_dir: str) -> str:
@@ -243,7 +253,7 @@ def classify_files(client, paths: Sequence[str], batch_size: int = BATCH_SIZE) -
             answers = [_classify_one(client, contents[path]) for path in batch]
         for path, answer in zip(batch, answers):
             yield Failure(path, answer) if isinstance(answer, str) else \
-                Prediction(path, answer.label, answer.probabilities[answer.class_id])
+                Prediction(path, answer.label, answer.probabilities[answer.class_id], answer.probabilities)
 
 
 def _classify_one(client, image: bytes) -> Union[Answer, str]:

@@ -151,13 +151,31 @@ def class_warnings(report: Dict[str, Any], minimum: int = FEW_TRAIN_EXAMPLES) ->
             f"unreliable" for name, n in few.items()]
 
 
+def strategy_line(metadata_path: str) -> Optional[str]:
+    """How the latest Trainer chose its strategy, and (--warm-start) where it started (history.json)."""
+    from trainer.strategy import describe as describe_strategy
+
+    uri = latest_artifact_uri(metadata_path, "ModelRun")
+    path = os.path.join(uri, "history.json") if uri else None
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        history = json.load(f)
+    lines = [describe_strategy(history["strategy"])] if history.get("strategy") else []
+    if history.get("warm_start"):
+        lines.append(f"Start: {history['warm_start']['note']}")
+    return "\n".join(lines) or None
+
+
 def describe(metadata_path: str, serving_model_dir: str) -> str:
     metrics = eval_metrics(metadata_path)
     shown = format_metrics(metrics)
     pushed = versions(serving_model_dir)
     compared = baseline(metadata_path)
-    against = f"Baseline: {compared}\n" if compared else ""
+    lines = [line for line in (strategy_line(metadata_path), compared and f"Baseline: {compared}") if line]
     if blessed(metadata_path):
         where = os.path.join(serving_model_dir, str(pushed[-1])) if pushed else serving_model_dir
-        return f"{against}Model BLESSED ({shown}); serving version: {where}"
-    return f"{against}Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}"
+        lines.append(f"Model BLESSED ({shown}); serving version: {where}")
+    else:
+        lines.append(f"Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}")
+    return "\n".join(lines)

@@ -67,6 +67,23 @@ def test_flags_override_the_typed_config(tmp_path):
     assert cfg.metadata_path == os.path.join(str(tmp_path / "out"), "metadata.sqlite")
 
 
+def test_strategy_auto_and_class_weight_flags(tmp_path):
+    def cfg(*flags):
+        return config_from_args(build_parser().parse_args(["run", "--data", str(tmp_path), *flags]))
+
+    assert cfg().model.strategy == 1 and cfg().training.class_weight == "none"  # the defaults
+    assert cfg("--strategy", "auto").model.strategy == "auto"
+    assert cfg("--strategy", "3").model.strategy == 3  # still an int
+    assert cfg("--class-weight", "balanced").training.class_weight == "balanced"
+    assert cfg("--strategy", "auto").trainer_config()["model"]["strategy"] == "auto"  # reaches the Trainer
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--strategy", "4"])
+    bad = PipelineConfig()
+    bad.model.strategy = "2"
+    with pytest.raises(ConfigError, match="model.strategy"):
+        bad.validate()
+
+
 def test_defaults_are_the_recipe():
     cfg = PipelineConfig()
     assert (cfg.model.backbone, cfg.image_size, cfg.model.weights, cfg.model.dropout) == ("xception", 150, "imagenet", 0.2)

@@ -195,3 +195,27 @@ def test_phase_one_on_cached_features_trains_the_models_own_head():
     compile_model(model, 2, 1e-3)
     best = min(row["val_loss"] for row in history["epochs"])
     assert model.evaluate(data, verbose=0)[0] == pytest.approx(best, rel=1e-4)  # whole model = best head epoch
+
+
+def test_balanced_class_weight_moves_the_decision_towards_the_rare_class(tmp_path):
+    """90/10 labels on uninformative features: unweighted, the model predicts the majority; with the Trainer's
+    balanced weights (total / (classes * count)), the rare class weighs as much and p(rare) moves to ~0.5."""
+    from trainer.task import class_weights
+    from trainer.train import train_two_phases
+
+    weights = class_weights(["common", "rare"], {"common": 180, "rare": 20})
+    assert weights == pytest.approx({"common": 200 / 360, "rare": 5.0})
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 4)).astype("float32"), (np.arange(200) % 10 == 0).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(50)
+    mean_p = {}
+    for name, class_weight in [("none", None), ("balanced", {0: weights["common"], 1: weights["rare"]})]:
+        inputs = keras.Input((4,))
+        base = keras.Sequential([keras.layers.Dense(4)])
+        model = keras.Model(inputs, keras.layers.Dense(1)(base(inputs)))
+        training = {"head_epochs": 40, "finetune_epochs": 0, "head_learning_rate": 0.05,
+                    "finetune_learning_rate": 1e-5, "early_stopping_patience": 100}
+        train_two_phases(model, base, ds, ds, 2, {"strategy": 3}, training, str(tmp_path / name),
+                         class_weight=class_weight)
+        mean_p[name] = float(tf.reduce_mean(tf.sigmoid(model.predict(x, verbose=0))))
+    assert mean_p["none"] < 0.2 and 0.35 < mean_p["balanced"] < 0.65, mean_p

@@ -45,6 +45,15 @@ def test_image_folder_pipeline_wiring(demo_images):
     assert "SchemaGen" in inferred and "ImportSchemaGen" not in inferred
 
 
+def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(demo_images):
+    assert "base_model" not in _by_id(create_pipeline(_cfg(demo_images)))["Trainer"].inputs  # the default
+    cfg = _cfg(demo_images)
+    cfg.training.warm_start = True
+    components = _by_id(create_pipeline(cfg))
+    assert components["Trainer"].inputs["base_model"] is components["latest_blessed_model_resolver"].outputs["model"]
+    assert json.loads(components["Trainer"].exec_properties["custom_config"])["training"]["warm_start"] is True
+
+
 def test_tfrecord_source_reaches_the_same_transform(tmp_path):
     cfg = _cfg(str(tmp_path), source="tfrecord", num_classes=2, image_key="image", label_key="label")
     components = _by_id(create_pipeline(cfg))

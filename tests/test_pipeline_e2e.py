@@ -1,7 +1,9 @@
 """The real LocalDagRunner over small generated data: artifacts, push, blessing gate, caching."""
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -168,7 +170,9 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
     assert md.blessed(new.metadata_path)
     note = md.baseline(new.metadata_path)
     assert note.startswith("none:") and "['night', 'sunny']" in note and "['blue', 'green', 'red']" in note
-    assert "Baseline: none:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Baseline: none:" in out
+    assert f"Report: {os.path.abspath(new.runtime.output_dir)}/reports/" in out
     pushed = versions(new.serving_model_dir)
     assert len(pushed) == len(before) + 1
     loaded = tf.saved_model.load(os.path.join(new.serving_model_dir, str(pushed[-1])))
@@ -178,6 +182,10 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
     labels = open(os.path.join(new.serving_model_dir, str(pushed[-1]), "assets.extra", "labels.txt")).read().split()
     assert labels == ["blue", "green", "red"]
     assert sorted(out["classes"].numpy().astype(str)) == ["blue", "green", "red"]
+    # The run's report covers the new task: a 3 x 3 confusion matrix over the test examples.
+    page = open(os.path.join(new.runtime.output_dir, "report.html")).read()
+    matrix = json.loads(html.unescape(re.search(r'data-matrix="([^"]+)"', page).group(1)))
+    assert len(matrix) == 3 and sum(map(sum, matrix)) == metrics["example_count"]
 
     # Back to the first task (a training change, so a new model): its baseline is the first run's blessed
     # model, not the latest blessed one (the three-class model).

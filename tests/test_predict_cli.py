@@ -72,7 +72,7 @@ def test_the_model_fails_the_whole_batch_and_the_client_names_the_element(model_
         client.classify([good, b"not an image", good])
     (tmp_path / "bad.gif").write_bytes(b"GIF89a, and nothing else")
     results = list(predict.classify_files(client, [str(tmp_path / "red.png"), str(tmp_path / "bad.gif")]))
-    assert results[0] == predict.Prediction(str(tmp_path / "red.png"), "red", pytest.approx(results[0].probability))
+    assert results[0][:3] == (str(tmp_path / "red.png"), "red", pytest.approx(results[0].probability))
     assert isinstance(results[1], predict.Failure) and results[1].path == str(tmp_path / "bad.gif")
     assert "Graph execution error" not in results[1].reason and "[[" not in results[1].reason
 
@@ -112,3 +112,51 @@ def test_paths_are_checked_before_the_model_is_loaded(tmp_path, capsys):
 ])
 def test_tensorflows_reason_is_kept_from_every_form_of_op_error(message, reason):
     assert predict.tf_reason(message) == reason
+
+
+def test_output_file_has_every_class_probability_as_csv_or_json_lines(model_dir, tmp_path, capsys):
+    import csv
+    import json
+
+    red, blue = _image(tmp_path / "in" / "red.png", (250, 0, 0)), _image(tmp_path / "in" / "blue.png", (0, 0, 250))
+    (tmp_path / "in" / "notes.jpg").write_text("not an image")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("blue\nred\n")
+    out_csv = tmp_path / "p.csv"
+    code, lines, err = _cli(capsys, "--model-dir", model_dir, "--output", str(out_csv), "--labels", str(labels),
+                            str(tmp_path / "in"))
+    assert code == 1 and "notes.jpg: not an image the model can decode" in err[-1]  # still named, still exit 1
+    assert lines == [[f"Wrote 2 prediction(s) to {out_csv} (csv); 1 file(s) failed"]]
+    rows = list(csv.DictReader(open(out_csv)))
+    assert [(r["file"], r["class"]) for r in rows] == [(blue, "blue"), (red, "red")]
+    for r in rows:
+        assert abs(float(r["blue"]) + float(r["red"]) - 1) < 1e-5
+        assert float(r[r["class"]]) > 0.9
+    out_json = tmp_path / "p.out"
+    code, _, _ = _cli(capsys, "--model-dir", model_dir, "--output", str(out_json), "--format", "jsonl", red)
+    assert code == 0
+    row = json.loads(open(out_json).read())
+    assert row["file"] == red and row["class"] == "red" and set(row["probabilities"]) == {"class_0", "class_1"}
+    assert row["probabilities"]["class_1"] > 0.9  # no labels.txt in this model: columns by class id
+    code, _, err = _cli(capsys, "--model-dir", model_dir, "--output", str(tmp_path / "p.txt"), red)
+    assert code == 2 and "cannot tell the format" in err[-1]
+
+
+def test_output_rows_are_written_batch_by_batch(model_dir, tmp_path):
+    """Images are read a batch at a time and each row is on disk before the next batch is read: the files
+    of the second batch are deleted after the first batch's rows are written, and only then is it missed."""
+    from pipeline.predict_output import PredictionWriter
+
+    files = [_image(tmp_path / "in" / f"{i:02d}.png", (250, 0, 0)) for i in range(predict.BATCH_SIZE + 3)]
+    client = predict.SavedModelClient(model_dir)
+    results = predict.classify_files(client, files)
+    with open(tmp_path / "p.csv", "w", newline="") as f:
+        writer = PredictionWriter(f, "csv", ["blue", "red"])
+        for _ in range(predict.BATCH_SIZE):
+            result = next(results)
+            writer.write(result.path, result.label, result.probabilities)
+        assert len(open(tmp_path / "p.csv").read().splitlines()) == predict.BATCH_SIZE + 1  # header + rows
+        for path in files[predict.BATCH_SIZE:]:
+            os.remove(path)
+        with pytest.raises(FileNotFoundError):
+            next(results)

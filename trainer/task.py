@@ -11,6 +11,7 @@ import tensorflow_transform as tft
 from trainer.data import label_counts, make_dataset, raw_images
 from trainer.export import ServingModule, export_saved_model
 from trainer.model import build_model, calibrate_batchnorm, resolve_weights
+from trainer.strategy import decide
 from trainer.train import train_two_phases, write_history
 from trainer.transform import LABEL_VOCAB
 
@@ -55,6 +56,39 @@ def distribution_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def class_weights(names, train_counts):
+    """--class-weight balanced: {class: total / (classes * count)}, so every class weighs the same in the loss."""
+    total = sum(train_counts[n] for n in names)
+    return {n: total / (len(names) * train_counts[n]) for n in names}
+
+
+def choose_strategy(model, model_cfg, train_files, tft_output, label_key, names, train_counts):
+    """The chart's inputs, measured (training images; linear probe on the frozen base), and its decision."""
+    from trainer import probe
+
+    accuracy = probe.measure(model, train_files, tft_output, label_key, len(names))
+    decision = decide(sum(train_counts.values()), accuracy, len(names), model_cfg["strategy"],
+                      None if model_cfg.get("unfreeze_from_layer") else model_cfg["unfreeze_fraction"])
+    if model_cfg["weights"] == "none":
+        decision["reason"] += " Random-init weights: the probe measured random features, not ImageNet's."
+    log.info("strategy %s (%s): %s", decision["used"], decision["chosen_by"], decision["reason"])
+    return decision
+
+
+def warm_start(model, base_model, names, image_size, model_cfg, eval_ds):
+    """--warm-start: the latest blessed model's weights if it fits (trainer/warm_start.py), and where the
+    selection metrics start from before any training."""
+    from trainer import warm_start as warm
+    from trainer.model import compile_model
+
+    outcome = warm.apply(model, base_model, names, image_size, model_cfg)
+    log.info("start: %s", outcome["note"])
+    compile_model(model, len(names), 1e-3)
+    start = model.evaluate(eval_ds, return_dict=True, verbose=0)
+    outcome.update({"initial_val_loss": float(start["loss"]), "initial_val_accuracy": float(start["accuracy"])})
+    return outcome
+
+
 def run_fn(fn_args) -> None:
     cfg = fn_args.custom_config
     model_cfg, training_cfg, data_cfg = cfg["model"], dict(cfg["training"]), cfg["data"]
@@ -80,12 +114,23 @@ def run_fn(fn_args) -> None:
     train_ds = dataset(fn_args.train_files, True)
     if weights is None:
         calibrate_batchnorm(model, base, tf.concat([x for x, _ in train_ds.take(4)], axis=0))
+    decision = choose_strategy(model, model_cfg, fn_args.train_files, tft_output, data_cfg["label_key"], names,
+                               train_counts)
+    model_cfg = {**model_cfg, "strategy": decision["used"],
+                 "unfreeze_fraction": decision["unfreeze_fraction"] or model_cfg["unfreeze_fraction"]}
+    keras.utils.set_random_seed(training_cfg["seed"])  # training draws the same randomness, probe or not
+    class_weight = class_weights(names, train_counts) if training_cfg.get("class_weight") == "balanced" else None
+    eval_ds = dataset(fn_args.eval_files, False)
+    warm = warm_start(model, fn_args.base_model, names, image_size, model_cfg, eval_ds) \
+        if training_cfg.get("warm_start") else None
     history = train_two_phases(
-        model, base, train_ds, dataset(fn_args.eval_files, False),
+        model, base, train_ds, eval_ds,
         len(names), model_cfg, training_cfg, fn_args.model_run_dir, strategy,
+        class_weight={names.index(n): w for n, w in class_weight.items()} if class_weight else None,
     )
     history.update({"classes": names, "train_examples_per_class": train_counts,
-                    "weights": model_cfg["weights"] if weights else "none (random init)"})
+                    "weights": model_cfg["weights"] if weights else "none (random init)",
+                    "strategy": decision, "class_weight": class_weight, "warm_start": warm})
     write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))
     module = ServingModule(model, tft_output, names, data_cfg["image_key"], data_cfg["label_key"])
     summary = {"config": cfg, "history": history}

@@ -49,6 +49,7 @@ def train_two_phases(
     training_cfg: Dict[str, Any],
     log_dir: str,
     strategy: Optional[tf.distribute.Strategy] = None,
+    class_weight: Optional[Dict[int, float]] = None,
 ) -> Dict[str, Any]:
     """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing.
 
@@ -81,6 +82,7 @@ def train_two_phases(
             initial_epoch=epochs_done,
             epochs=epochs_done + epochs,
             callbacks=callbacks,
+            class_weight=class_weight,
             verbose=2,
         )
         for i, epoch in enumerate(history.epoch):

@@ -1,0 +1,105 @@
+"""The run report of the e2e `first_run`, looked at as a person would: in real headless Chromium.
+
+The page must load every image (each data URI decodes, and the browser reports them all loaded), raise no
+JavaScript error, render to a non-blank screenshot, and show the Evaluator's and the history's own numbers.
+"""
+
+import base64
+import html
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from pipeline import report
+from pipeline import run_summary as md
+from trainer.serving_contract import versions
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
+
+
+@pytest.fixture(scope="module")
+def page(first_run):
+    path = os.path.join(first_run.runtime.output_dir, report.REPORT_FILE)
+    assert os.path.isfile(path), "the local run writes <output>/report.html"
+    return path, open(path, encoding="utf-8").read()
+
+
+def _attrs(text, name):
+    return [html.unescape(v) for v in re.findall(rf'{name}="([^"]*)"', text)]
+
+
+def test_every_image_is_an_embedded_png_or_jpeg(page):
+    _, text = page
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', text)
+    assert len(sources) >= 5  # data, curves, confusion matrix, seconds, gallery
+    for src in sources:
+        assert src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")), src[:40]
+        image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        image.load()
+        assert image.format in ("PNG", "JPEG") and min(image.size) > 10
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing fetched
+
+
+def test_the_numbers_are_the_evaluators_and_the_historys(first_run, page):
+    _, text = page
+    metrics = md.eval_metrics(first_run.metadata_path)
+    shown = dict(zip(_attrs(text, "data-metric"), map(float, _attrs(text, "data-value"))))
+    assert shown == metrics
+    assert _attrs(text, "data-blessed") == [str(md.blessed(first_run.metadata_path)).lower()]
+    history = json.load(open(tf.io.gfile.glob(os.path.join(first_run.pipeline_root,
+                                                           "Trainer/model_run/*/history.json"))[0]))
+    rows = re.findall(r'<tr[^>]*data-epoch="(\d+)" data-phase="(\d)"[^>]*data-loss="([^"]+)"[^>]*'
+                      r'data-val-accuracy="([^"]+)"', text)
+    assert [(int(e), int(p), float(l), float(a)) for e, p, l, a in rows] == [
+        (r["epoch"], r["phase"], r["loss"], r["val_accuracy"]) for r in history["epochs"]]
+    assert _attrs(text, "data-best-epoch") == [str(history["best_epoch"])]
+    decision = history["strategy"]
+    assert _attrs(text, "data-strategy") == [str(decision["used"])] and decision["probe_accuracy"] is not None
+    # Per class: the confusion matrix covers every test example the Evaluator counted.
+    matrix = json.loads(_attrs(text, "data-matrix")[0])
+    assert sum(map(sum, matrix)) == metrics["example_count"]
+    assert len(matrix) == len(history["classes"])
+    assert md.blessed(first_run.metadata_path)
+    assert _attrs(text, "data-pushed-version") == [str(versions(first_run.serving_model_dir)[-1])]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (.ci/run installs it)")
+def test_chromium_renders_it_with_every_image_loaded_and_no_error(page, tmp_path):
+    path, _ = page
+    url = "file://" + os.path.abspath(path)
+    shot = tmp_path / "report.png"
+    run = subprocess.run([CHROMIUM, *FLAGS, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
+                          "--window-size=1200,3000", url], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, 3000)
+    histogram = image.histogram()
+    assert max(histogram) < 0.9 * sum(histogram)  # not one blank colour
+    dom = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    assert loaded, "the page's load script did not run"
+    assert loaded.group(1) == loaded.group(2) and int(loaded.group(2)) >= 5, loaded.group(0)
+    shutil.copy(shot, os.path.join(os.path.dirname(path), "report_screenshot.png"))  # to look at
+
+
+def test_the_report_subcommand_rerenders_the_latest(first_run, capsys):
+    from pipeline.cli import main
+
+    latest = os.path.join(first_run.runtime.output_dir, report.REPORT_FILE)
+    os.remove(latest)
+    assert main(["report", first_run.runtime.output_dir]) == 0
+    out = capsys.readouterr().out
+    assert os.path.isfile(latest) and "Report: " in out and "/reports/" in out
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(first_run.runtime.output_dir) + "-missing"])
+    assert exit_.value.code == 1 and "no pipeline metadata" in capsys.readouterr().err

@@ -1,0 +1,58 @@
+"""--warm-start: begin from the latest blessed model's weights when it solves the same task with the same network.
+
+The Trainer's `base_model` input (the LatestBlessedModel resolver's model) is an exported SavedModel whose
+ServingModule holds the Keras model as `.model`; a `tf.train.Checkpoint(model=...)` over a freshly built model
+of the same backbone, width, image size and class list restores exactly those variables. Anything else
+(another class list, backbone or size, no blessed model yet) starts from the pretrained backbone, and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from trainer.serving_contract import LABELS_FILE, SUMMARY_FILE
+
+
+def mismatch(base_model: Optional[str], classes: List[str], image_size: int, model_cfg: Dict[str, Any]) -> str:
+    """'' when the base model can seed this one, else why not."""
+    if not base_model:
+        return "no blessed model yet"
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(base_model, LABELS_FILE)) as f:
+        base_classes = [line.strip() for line in f.read().splitlines() if line.strip()]
+    if base_classes != classes:
+        return f"the latest blessed model has classes {base_classes}, this run {classes}"
+    summary_path = os.path.join(base_model, SUMMARY_FILE)
+    config = {}
+    if tf.io.gfile.exists(summary_path):
+        with tf.io.gfile.GFile(summary_path) as f:
+            config = json.load(f).get("config", {})
+    if config.get("image_size") != image_size:
+        return f"the latest blessed model takes {config.get('image_size')} px images, this run {image_size} px"
+    base = config.get("model", {})
+    for key in ("backbone", "alpha"):
+        if base.get(key) != model_cfg.get(key):
+            return f"the latest blessed model has {key} {base.get(key)!r}, this run {model_cfg.get(key)!r}"
+    return ""
+
+
+def restore(model, base_model: str) -> None:
+    """The base model's Keras weights into `model` (every variable of `model` must be matched)."""
+    import tensorflow as tf
+
+    status = tf.train.Checkpoint(model=model).read(os.path.join(base_model, "variables", "variables"))
+    status.expect_partial()  # the SavedModel also holds the Transform layer's and the signatures' objects
+    status.assert_existing_objects_matched()
+
+
+def apply(model, base_model: Optional[str], classes: List[str], image_size: int,
+          model_cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Restore if the base model fits; returns what history.json and the report show."""
+    why = mismatch(base_model, classes, image_size, model_cfg)
+    if why:
+        return {"used": False, "from": base_model, "note": f"from the pretrained backbone ({why})"}
+    restore(model, base_model)
+    return {"used": True, "from": base_model, "note": f"warm start from the latest blessed model {base_model}"}
