@@ -74,8 +74,9 @@ def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], runtime
     if runtime_parameters:
         resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels)
     else:
-        task = {"classes": classes, "image_size": cfg.image_size, "image_key": cfg.data.image_key,
-                "label_key": cfg.data.label_key}
+        task = {"image_size": cfg.image_size, "image_key": cfg.data.image_key, "label_key": cfg.data.label_key}
+        if classes:  # unknown before the data is read for a TFRecord source: the executor still checks them
+            task["classes"] = classes
         resolver = tfx.dsl.Resolver(strategy_class=SameTaskBlessedModelStrategy, config=task, **channels)
     return resolver.with_id("latest_blessed_model_resolver")
 
