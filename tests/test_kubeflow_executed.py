@@ -55,7 +55,9 @@ def test_every_task_ran_and_wrote_its_outputs(executed):
             continue
         for key in run.spec["components"][task["componentRef"]["name"]].get("outputDefinitions", {}).get("artifacts", {}):
             uri = _uri(run, name, key)
-            assert uri.startswith(str(bucket)) and os.path.isdir(uri) and os.listdir(uri), (name, key)
+            assert uri.startswith(str(bucket)) and os.path.isdir(uri), (name, key)
+            # Transform's analyzer cache stays empty: the sorted label vocabulary is not a cacheable analyzer.
+            assert os.listdir(uri) or (name, key) == ("Transform", "updated_analyzer_cache"), (name, key)
     modules = {name: [argv[2] for argv in ran] for name, ran in run.commands.items()}
     assert modules["ImageFolderExampleGen"] == ["tfx.orchestration.kubeflow.v2.file_based_example_gen.driver",
                                                 "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]

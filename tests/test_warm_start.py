@@ -53,7 +53,7 @@ def test_a_restored_model_answers_as_the_blessed_model(first_run, blessed):
     ({"classes": ["cat", "dog"]}, "has classes ['night', 'sunny'], this run ['cat', 'dog']"),
     ({"size": 128}, "takes 96 px images, this run 128 px"),
     ({"alpha": 1.0}, "has alpha 0.35, this run 1.0"),
-    ({"base": None}, "no blessed model yet"),
+    ({"base": None}, "no blessed model of this task yet"),
 ])
 def test_another_task_or_network_starts_from_the_backbone_and_says_why(first_run, blessed, change, reason):
     model_cfg = {**first_run.trainer_config()["model"], **({"alpha": change["alpha"]} if "alpha" in change else {})}

@@ -18,7 +18,7 @@ from trainer.serving_contract import LABELS_FILE, SUMMARY_FILE
 def mismatch(base_model: Optional[str], classes: List[str], image_size: int, model_cfg: Dict[str, Any]) -> str:
     """'' when the base model can seed this one, else why not."""
     if not base_model:
-        return "no blessed model yet"
+        return "no blessed model of this task yet"
     import tensorflow as tf
 
     with tf.io.gfile.GFile(os.path.join(base_model, LABELS_FILE)) as f:

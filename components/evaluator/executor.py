@@ -34,7 +34,7 @@ class Executor(tfx_evaluator_executor.Executor):
                 logging.warning("Not comparing with the last blessed model: %s.", why)
                 input_dict = {**input_dict, key: []}
         else:
-            note = "none: no blessed model yet; judged on the value threshold alone"
+            note = "none: no blessed model of this task (class list, image size, features) yet; judged on the value threshold alone"
         super().Do(input_dict, output_dict, exec_properties)
         blessing = artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY])
         blessing.set_string_custom_property(BASELINE_PROPERTY, note)
