@@ -188,12 +188,18 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
     assert len(matrix) == 3 and sum(map(sum, matrix)) == metrics["example_count"]
 
     # Back to the first task (a training change, so a new model): its baseline is the first run's blessed
-    # model, not the latest blessed one (the three-class model).
+    # model, not the latest blessed one (the three-class model); --warm-start starts from that model's weights:
+    # before any training it scores the first run's best selection loss (the same selection examples).
     first_model = md.latest_artifact_uri(first_run.metadata_path, "Model")
+    first_history = json.load(open(os.path.join(md.latest_artifact_uri(first_run.metadata_path, "ModelRun"),
+                                                 "history.json")))
     again = small_config(cfg.runtime.output_dir, first_run.data.path)
-    again.training.finetune_epochs = 2
+    again.training.finetune_epochs, again.training.warm_start = 2, True
     cli._run(again)
     assert md.baseline(again.metadata_path) == first_model
+    history = json.load(open(os.path.join(md.latest_artifact_uri(again.metadata_path, "ModelRun"), "history.json")))
+    assert history["warm_start"]["used"] and history["warm_start"]["from"].startswith(first_model)
+    assert history["warm_start"]["initial_val_loss"] == pytest.approx(first_history["best_val_loss"], rel=1e-4)
 
 
 def test_a_second_run_on_a_busy_output_fails_at_once_naming_the_first(tmp_path, demo_images):
