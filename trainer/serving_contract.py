@@ -3,8 +3,9 @@
 Importing this is free (TensorFlow is imported inside the one function that reads folders).
 """
 
+import json
 import os
-from typing import List
+from typing import Any, Dict, List, Tuple
 
 SERVING_SIGNATURE = "serving_default"   # encoded image bytes in
 EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Example in
@@ -26,3 +27,16 @@ def versions(model_base: str) -> List[int]:
     if not tf.io.gfile.isdir(model_base):
         return []
     return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(model_base) if name.rstrip("/").isdigit())
+
+
+def exported_task(saved_model_dir: str) -> Tuple[List[str], Dict[str, Any]]:
+    """(class names in id order, the training config) that a pushed or trained SavedModel carries."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(saved_model_dir, LABELS_FILE)) as f:
+        classes = [line.strip() for line in f.read().splitlines() if line.strip()]
+    summary = os.path.join(saved_model_dir, SUMMARY_FILE)
+    if not tf.io.gfile.exists(summary):
+        return classes, {}
+    with tf.io.gfile.GFile(summary) as f:
+        return classes, json.load(f).get("config", {})

@@ -8,28 +8,19 @@ of the same backbone, width, image size and class list restores exactly those va
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List, Optional
 
-from trainer.serving_contract import LABELS_FILE, SUMMARY_FILE
+from trainer.serving_contract import exported_task
 
 
 def mismatch(base_model: Optional[str], classes: List[str], image_size: int, model_cfg: Dict[str, Any]) -> str:
     """'' when the base model can seed this one, else why not."""
     if not base_model:
         return "no blessed model of this task yet"
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(os.path.join(base_model, LABELS_FILE)) as f:
-        base_classes = [line.strip() for line in f.read().splitlines() if line.strip()]
+    base_classes, config = exported_task(base_model)
     if base_classes != classes:
         return f"the latest blessed model has classes {base_classes}, this run {classes}"
-    summary_path = os.path.join(base_model, SUMMARY_FILE)
-    config = {}
-    if tf.io.gfile.exists(summary_path):
-        with tf.io.gfile.GFile(summary_path) as f:
-            config = json.load(f).get("config", {})
     if config.get("image_size") != image_size:
         return f"the latest blessed model takes {config.get('image_size')} px images, this run {image_size} px"
     base = config.get("model", {})

@@ -6,14 +6,11 @@ baseline_strategy.py). Read from the files the Trainer exports (assets.extra/), 
 
 from __future__ import annotations
 
-import json
-import os
 from typing import List, NamedTuple, Optional, Tuple
 
-from tfx.dsl.io import fileio
 from tfx.utils import path_utils
 
-from trainer.serving_contract import LABELS_FILE, SUMMARY_FILE
+from trainer.serving_contract import exported_task
 
 
 class Task(NamedTuple):
@@ -23,13 +20,7 @@ class Task(NamedTuple):
 
 
 def task_of(model_uri: str) -> Task:
-    serving = path_utils.serving_model_path(model_uri)
-    with fileio.open(os.path.join(serving, LABELS_FILE)) as f:
-        classes = [line.strip() for line in f.read().splitlines() if line.strip()]
-    config = {}
-    if fileio.exists(os.path.join(serving, SUMMARY_FILE)):
-        with fileio.open(os.path.join(serving, SUMMARY_FILE)) as f:
-            config = json.load(f).get("config", {})
+    classes, config = exported_task(path_utils.serving_model_path(model_uri))
     data = config.get("data", {})
     return Task(classes, config.get("image_size"), (data.get("image_key"), data.get("label_key")))
 
