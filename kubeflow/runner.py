@@ -10,16 +10,15 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
-from components.hyperparameters.executor import HYPERPARAMETERS
-from pipeline.beam_args import local_beam_args
-from pipeline.configs import PipelineConfig, validate_for_cloud
+from tfx_image_finetune.config import HYPERPARAMETERS, PipelineConfig, validate_for_cloud
+from tfx_image_finetune.pipeline.beam_args import local_beam_args, running_mode
 
 
 def dataflow_args(cfg: PipelineConfig) -> List[str]:
     """Beam args for every Beam component: Dataflow when enabled, else the pod's cores (pipeline.beam_args)."""
     c = cfg.cloud
     if not c.dataflow:
-        return local_beam_args(cfg.runtime.direct_running_mode)
+        return local_beam_args(running_mode(cfg.runtime.direct_running_mode, None))  # a pod: its cores
     temp = c.dataflow_temp_location or f"{cfg.runtime.output_dir.rstrip('/')}/tmp"
     return [
         "--runner=DataflowRunner",
@@ -33,12 +32,18 @@ def dataflow_args(cfg: PipelineConfig) -> List[str]:
     ]
 
 
+def validated(cfg: PipelineConfig) -> PipelineConfig:
+    """The config checked once, here, with the cloud's rules (nothing is listed: --split-folders and
+    --num-classes say the layout)."""
+    return validate_for_cloud(cfg.validate(local=False))
+
+
 def compile_pipeline(cfg: PipelineConfig, output: str) -> str:
     """Write the KFP v2 pipeline spec (JSON) for `cfg` to `output`; returns the path."""
-    validate_for_cloud(cfg)
+    validated(cfg)
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    from pipeline.pipeline import create_pipeline
+    from tfx_image_finetune.pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(cfg, beam_pipeline_args=dataflow_args(cfg), runtime_parameters=True)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(

@@ -1,4 +1,4 @@
-"""Run the pipeline locally: LocalDagRunner, SQLite metadata under the output folder, Beam DirectRunner."""
+"""Run the pipeline locally: LocalDagRunner, SQLite metadata under the output folder, Beam on this machine."""
 
 from __future__ import annotations
 
@@ -6,59 +6,69 @@ import logging
 import os
 from typing import List, Optional
 
-from pipeline.beam_args import local_beam_args
-from pipeline.configs import PipelineConfig
-from pipeline.output_lock import output_lock
+from tfx_image_finetune.config import PipelineConfig
+from tfx_image_finetune.pipeline.beam_args import local_beam_args, running_mode
+from tfx_image_finetune.pipeline.data_layout import DataLayout
+from tfx_image_finetune.pipeline.output_lock import output_lock
 
 log = logging.getLogger(__name__)
 
 
-def beam_args(cfg: PipelineConfig) -> List[str]:
+def beam_args(cfg: PipelineConfig, data: DataLayout) -> List[str]:
     workers = cfg.runtime.direct_num_workers or os.cpu_count() or 1
-    return local_beam_args(cfg.runtime.direct_running_mode, workers)
+    return local_beam_args(running_mode(cfg.runtime.direct_running_mode, data.local_files), workers)
 
 
-def prepare(cfg: PipelineConfig) -> PipelineConfig:
-    """Checks that belong before a long run: config values, demo data, ImageNet weights."""
+def plan(cfg: PipelineConfig) -> DataLayout:
+    """Before TF or TFX is imported: the config (validated once, here), the demo images, the data layout."""
     cfg.validate()
     if cfg.data.path is None:
-        from pipeline import demo_data
+        from tfx_image_finetune.pipeline import demo_data
 
         demo_data.generate(cfg.demo_data_dir)
         log.info("using the generated demo images in %s", cfg.demo_data_dir)
-    if cfg.model.weights not in ("imagenet", "none") and "://" not in cfg.model.weights:
-        from trainer.model import check_weights_file
+    return DataLayout.resolve(cfg, check=True)
 
-        check_weights_file(vars(cfg.model), cfg.image_size)  # a file for another backbone fails now
-    if cfg.model.weights == "imagenet":
-        from trainer.model import resolve_weights
 
-        # Fetches (and caches) the weights now, or fails now naming --weights PATH; the demo may fall back.
-        if resolve_weights(vars(cfg.model), cfg.image_size) is None:
+def check_weights(cfg: PipelineConfig) -> PipelineConfig:
+    """ImageNet weights fetched (and cached) now, or a clear failure naming --weights PATH (the demo may fall
+    back to random init); a --weights file loaded into the backbone now, so a mismatch fails before the run."""
+    weights = cfg.model.weights
+    if weights == "imagenet" or (weights != "none" and "://" not in weights):
+        from tfx_image_finetune.trainer.model import resolve_weights
+
+        if resolve_weights(cfg.model) is None:
             cfg.model.weights = "none"
+        elif weights != "imagenet":
+            from tfx_image_finetune.trainer.model import build_checked
+
+            build_checked(cfg.model, weights)
     return cfg
 
 
-def run(cfg: PipelineConfig) -> Optional[str]:
+def run(cfg: PipelineConfig, data: Optional[DataLayout] = None) -> Optional[str]:
     """Run the pipeline; returns the run report's path (None if it could not be written)."""
     with output_lock(cfg.runtime.output_dir):  # before the slow imports: a second run is refused at once
-        from tfx import v1 as tfx
+        data = data or plan(cfg)
+        from tfx.orchestration import metadata
+        from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-        from pipeline.pipeline import create_pipeline
+        from tfx_image_finetune.pipeline.pipeline import create_pipeline
 
-        prepare(cfg)
+        check_weights(cfg)
         pipeline = create_pipeline(
             cfg,
-            beam_pipeline_args=beam_args(cfg),
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path),
+            beam_pipeline_args=beam_args(cfg, data),
+            metadata_connection_config=metadata.sqlite_metadata_connection_config(cfg.metadata_path),
+            data=data,
         )
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
         return write_report(cfg)
 
 
 def write_report(cfg: PipelineConfig):
     """The run report (pipeline/report.py); a report that cannot be written is a warning, not a failed run."""
-    from pipeline import report
+    from tfx_image_finetune.pipeline import report
 
     try:
         path = report.write(cfg.runtime.output_dir)

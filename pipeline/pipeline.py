@@ -11,58 +11,35 @@ from typing import Dict, List, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components.evaluator.baseline_strategy import SameTaskBlessedModelStrategy
-from components.evaluator.component import Evaluator
-from components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
-from components.image_folder_example_gen.layout import class_folders, resolve_split_folders
-from components.hyperparameters.component import TrainingHyperparameters
-from components.hyperparameters.executor import HYPERPARAMETERS
-from components.pusher.component import ServingDirPusher
-from components.tfrecord_example_gen.component import TFRecordExampleGen
-from components.validation_gate.component import ValidationGate
-from pipeline.configs import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT, PipelineConfig
+from tfx_image_finetune.components.evaluator.baseline_strategy import SameTaskBlessedModelStrategy
+from tfx_image_finetune.components.evaluator.component import Evaluator
+from tfx_image_finetune.components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
+from tfx_image_finetune.components.hyperparameters.component import TrainingHyperparameters
+from tfx_image_finetune.components.pusher.component import ServingDirPusher
+from tfx_image_finetune.components.tfrecord_example_gen.component import TFRecordExampleGen
+from tfx_image_finetune.components.validation_gate.component import ValidationGate
+from tfx_image_finetune.config import HYPERPARAMETERS, SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT, PipelineConfig
+from tfx_image_finetune.pipeline.data_layout import DataLayout
 
-PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
-RUN_FN = "trainer.task.run_fn"
+PREPROCESSING_FN = "tfx_image_finetune.trainer.transform.preprocessing_fn"
+RUN_FN = "tfx_image_finetune.trainer.task.run_fn"
 EVALUATOR_BATCH_SIZE = 32
 VERTEX_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
 
 
-def example_gen(cfg: PipelineConfig, split_folders: Optional[List[str]]):
-    data = cfg.data
-    if data.source == "tfrecord":
+def example_gen(cfg: PipelineConfig, data: DataLayout):
+    if cfg.data.source == "tfrecord":
         # Existing tf.Examples (e.g. TFDS's cats_vs_dogs TFRecords): split by hash, like an unsplit folder;
         # an example whose image does not decode is skipped and listed in the ingest report.
         return TFRecordExampleGen(
-            input_base=data.path,
-            pattern=data.tfrecord_pattern,
+            input_base=data.root,
+            pattern=cfg.data.tfrecord_pattern,
             output_config=hash_split_output(cfg.split_ratios()),
-            image_key=data.image_key,
-            label_key=data.label_key,
+            image_key=cfg.data.image_key,
+            label_key=cfg.data.label_key,
         ).with_id("ImportExampleGen")
-    return ImageFolderExampleGen(input_base=image_root(cfg), split_folders=split_folders,
-                                 split_ratios=cfg.split_ratios(), selection_percent=data.selection_ratio)
-
-
-def image_root(cfg: PipelineConfig) -> str:
-    return cfg.data.path or cfg.demo_data_dir
-
-
-def image_split_folders(cfg: PipelineConfig) -> Optional[List[str]]:
-    """The folders of an already-split image root ([train, validation(, test)]); None for an unsplit root or a
-    TFRecord source."""
-    if cfg.data.source != "image_folder":
-        return None
-    return resolve_split_folders(image_root(cfg), cfg.data.split_folders)
-
-
-def class_names(cfg: PipelineConfig, split_folders: Optional[List[str]]) -> Optional[List[str]]:
-    """The class names in id order (sorted class folders, as the label vocabulary sorts them), when they are
-    known without reading examples: None for a TFRecord source or a compile given --num-classes."""
-    if cfg.data.num_classes or cfg.data.source != "image_folder":
-        return None
-    root = image_root(cfg)
-    return sorted(class_folders(f"{root.rstrip('/')}/{split_folders[0]}" if split_folders else root))
+    return ImageFolderExampleGen(input_base=data.root, split_folders=data.split_folders,
+                                 split_ratios=cfg.split_ratios(), selection_percent=cfg.data.selection_ratio)
 
 
 def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], runtime_parameters: bool):
@@ -128,7 +105,7 @@ def hyperparameters(cfg: PipelineConfig, runtime_parameters: bool) -> TrainingHy
 
 def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
     """The Trainer: in-process, or on Vertex AI Training with a GPU worker pool when the config asks."""
-    custom_config = {**cfg.trainer_config(), "num_classes": num_classes}
+    custom_config = cfg.trainer_config(num_classes).to_custom_config()
     if not cfg.cloud.vertex_training:
         return tfx.components.Trainer(custom_config=custom_config, **kwargs)
     vertex = tfx.extensions.google_cloud_ai_platform
@@ -155,7 +132,7 @@ def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
 def vertex_pusher(cfg: PipelineConfig, model, blessing):
     """Optional: upload the blessed model to Vertex AI and deploy it to an endpoint, if it passes the same
     servable check as the file-system push."""
-    from components.pusher.vertex import CheckedVertexPusher
+    from tfx_image_finetune.components.pusher.vertex import CheckedVertexPusher
 
     vertex = tfx.extensions.google_cloud_ai_platform
     c = cfg.cloud
@@ -169,16 +146,17 @@ def vertex_pusher(cfg: PipelineConfig, model, blessing):
 
 
 def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]] = None,
-                    metadata_connection_config=None, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
+                    metadata_connection_config=None, runtime_parameters: bool = False,
+                    data: Optional[DataLayout] = None) -> tfx.dsl.Pipeline:
     """The whole pipeline for `cfg`; runners differ only in how they run it.
 
     `beam_pipeline_args` apply to every Beam component; `cfg.cloud.beam_overrides` add per-component args.
     `runtime_parameters` turns epochs and learning rates into pipeline parameters (cloud runners).
+    `data`: the runner's resolved layout (resolved here from `cfg` if not given).
     """
-    split_folders = image_split_folders(cfg)
-    classes = class_names(cfg, split_folders)
-    num_classes = len(classes) if classes else cfg.data.num_classes
-    gen = example_gen(cfg, split_folders)
+    data = data or DataLayout.resolve(cfg)
+    classes, num_classes = data.classes, data.num_classes
+    gen = example_gen(cfg, data)
     statistics = tfx.components.StatisticsGen(examples=gen.outputs["examples"])
     if cfg.data.infer_schema or cfg.data.source == "tfrecord":
         schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
@@ -197,7 +175,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         examples=gen.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=cfg.transform_config(),
+        custom_config=cfg.transform_config().to_custom_config(),
         # The label vocabulary covers every split, so a class seen only outside train is named by the Trainer
         # (no training examples) instead of becoming an unknown id in the Evaluator.
         splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN_SPLIT, SELECTION_SPLIT, TEST_SPLIT]),
@@ -228,7 +206,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         model=train.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(cfg, num_classes),
-        example_splits=[TEST_SPLIT],  # never seen by training, early stopping or weight selection
+        example_splits=[data.evaluation_split],  # never seen by training, early stopping or weight selection
     )
     pusher = ServingDirPusher(
         model=train.outputs["model"],

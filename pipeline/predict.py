@@ -18,7 +18,8 @@ import urllib.error
 import urllib.request
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Union
 
-from trainer.serving_contract import IMAGE_INPUT, LABELS_FILE, SERVING_SIGNATURE, versions
+from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, IMAGE_INPUT, LABELS_FILE, PROBABILITIES,
+                                                 SERVING_SIGNATURE, versions)
 
 BATCH_SIZE = 16
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what the model's tf.io.decode_image reads
@@ -87,7 +88,7 @@ class SavedModelClient:
             out = self._serve(**{IMAGE_INPUT: tf.constant(images)})
         except tf.errors.InvalidArgumentError as err:
             raise NotAnImageError(tf_reason(err.message)) from None
-        return _answers(out["classes"].numpy(), out["class_ids"].numpy(), out["probabilities"].numpy())
+        return _answers(out[CLASSES].numpy(), out[CLASS_IDS].numpy(), out[PROBABILITIES].numpy())
 
 
 class RestClient:
@@ -165,9 +166,9 @@ def rest_answers(payload: dict, server: str = "TF Serving") -> List[Answer]:
     if isinstance(payload, dict) and isinstance(payload.get("predictions"), list):
         rows = payload["predictions"]
         columns = {key: [row[key] for row in rows] for key in rows[0]} \
-            if rows and all(isinstance(row, dict) for row in rows) else {"probabilities": rows}
+            if rows and all(isinstance(row, dict) for row in rows) else {PROBABILITIES: rows}
     elif isinstance(payload, dict) and "outputs" in payload:
-        columns = payload["outputs"] if isinstance(payload["outputs"], dict) else {"probabilities": payload["outputs"]}
+        columns = payload["outputs"] if isinstance(payload["outputs"], dict) else {PROBABILITIES: payload["outputs"]}
     else:
         raise ServingError(f"{server} answered neither 'predictions' nor 'outputs': {str(payload)[:200]}")
     return answers_from_outputs(columns, server)
@@ -176,13 +177,13 @@ def rest_answers(payload: dict, server: str = "TF Serving") -> List[Answer]:
 def answers_from_outputs(columns: dict, server: str = "TF Serving") -> List[Answer]:
     """Answers from the named outputs (lists, one item per image); without `classes` / `class_ids` (a model
     with only `probabilities`), the class is the argmax, named by its id."""
-    if "probabilities" not in columns:
+    if PROBABILITIES not in columns:
         raise ServingError(f"{server}: the model's outputs {sorted(columns)} have no 'probabilities'")
-    probabilities = columns["probabilities"]
+    probabilities = columns[PROBABILITIES]
     if not all(isinstance(row, list) and row for row in probabilities):
         raise ServingError(f"{server}: 'probabilities' is not one list of class probabilities per image")
-    class_ids = columns.get("class_ids") or [max(range(len(row)), key=row.__getitem__) for row in probabilities]
-    classes = columns.get("classes") or [str(class_id) for class_id in class_ids]
+    class_ids = columns.get(CLASS_IDS) or [max(range(len(row)), key=row.__getitem__) for row in probabilities]
+    classes = columns.get(CLASSES) or [str(class_id) for class_id in class_ids]
     return _answers(classes, class_ids, probabilities)
 
 

@@ -109,33 +109,34 @@ def _snake(name: str) -> str:
 
 
 def test_predictions(model_uri: str, test_files: List[str], classes: List[str], image_key: str = "image",
-                     label_key: str = "label", filename_key: str = "filename") -> Dict[str, Any]:
+                     label_key: str = "label") -> Dict[str, Any]:
     """Confusion matrix (rows: true class, columns: predicted, in class-id order) and the most confidently wrong
     images, from the trained model's `serving_examples` signature over the test examples."""
     import tensorflow as tf
     from tfx.utils import path_utils
 
-    from trainer.serving_contract import EXAMPLES_SIGNATURE
+    from tfx_image_finetune.config import FILENAME_FEATURE
+    from tfx_image_finetune.serving_contract import CLASS_IDS, EXAMPLES_SIGNATURE, PROBABILITIES
 
     serve = tf.saved_model.load(path_utils.serving_model_path(model_uri)).signatures[EXAMPLES_SIGNATURE]
     index = {name: i for i, name in enumerate(classes)}
     matrix = [[0] * len(classes) for _ in classes]
     wrong: List[tuple] = []  # min-heap of (probability, n, record)
     spec = {key: tf.io.FixedLenFeature([1], tf.string) for key in (image_key, label_key)}
-    spec[filename_key] = tf.io.FixedLenFeature([1], tf.string, default_value="")
+    spec[FILENAME_FEATURE] = tf.io.FixedLenFeature([1], tf.string, default_value="")
     seen = 0
     ds = tf.data.TFRecordDataset(test_files, compression_type="GZIP").take(MAX_TEST_EXAMPLES).batch(PREDICT_BATCH)
     for batch in ds:
         out = serve(examples=batch)
         raw = tf.io.parse_example(batch, spec)
-        probabilities, predicted = out["probabilities"].numpy(), out["class_ids"].numpy()
+        probabilities, predicted = out[PROBABILITIES].numpy(), out[CLASS_IDS].numpy()
         for i, label in enumerate(raw[label_key].numpy()[:, 0]):
             true = index[label.decode()]
             matrix[true][int(predicted[i])] += 1
             if int(predicted[i]) != true:
                 p = float(probabilities[i][predicted[i]])
                 record = {"true": classes[true], "predicted": classes[int(predicted[i])], "probability": p,
-                          "file": raw[filename_key].numpy()[i, 0].decode(), "image": raw[image_key].numpy()[i, 0]}
+                          "file": raw[FILENAME_FEATURE].numpy()[i, 0].decode(), "image": raw[image_key].numpy()[i, 0]}
                 heapq.heappush(wrong, (p, seen + i, record))
                 if len(wrong) > GALLERY_SIZE:
                     heapq.heappop(wrong)
@@ -159,8 +160,8 @@ def per_class_precision_recall(matrix: List[List[int]], classes: List[str]) -> L
 
 def collect(output_dir: str) -> Dict[str, Any]:
     """Everything the page shows, for the latest run recorded in `<output_dir>/metadata.sqlite`."""
-    from components.evaluator.executor import BASELINE_PROPERTY
-    from pipeline import run_summary
+    from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
+    from tfx_image_finetune.pipeline import run_summary
 
     path = metadata_path(output_dir)
     if not os.path.isfile(path):
@@ -220,7 +221,7 @@ def run_folder_name(run_id: str) -> str:
 def write(output_dir: str) -> str:
     """Render the latest run's report; returns `<output>/reports/<run-id>/report.html` (also copied to
     `<output>/report.html`)."""
-    from pipeline.report_html import render
+    from tfx_image_finetune.pipeline.report_html import render
 
     data = collect(output_dir)
     folder = os.path.join(output_dir, REPORTS_DIR, run_folder_name(data["run_id"]))

@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from components.evaluator.executor import BASELINE_PROPERTY
-from trainer.serving_contract import versions
+from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
+from tfx_image_finetune.serving_contract import versions
 
 State = metadata_store_pb2.Execution.State
 
@@ -21,16 +21,6 @@ def store(metadata_path: str) -> mlmd.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     return mlmd.MetadataStore(config)
-
-
-def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
-    """{node id: state of its latest execution} (COMPLETE, CACHED, FAILED, ...)."""
-    s = store(metadata_path)
-    out = {}
-    for ctx in s.get_contexts_by_type("node"):
-        latest = max(s.get_executions_by_context(ctx.id), key=lambda e: e.id)
-        out[ctx.name[len(pipeline_name) + 1:]] = State.Name(latest.last_known_state)
-    return out
 
 
 def execution_seconds(metadata_path: str) -> Dict[str, float]:
@@ -91,7 +81,7 @@ def format_metrics(metrics: Dict[str, float]) -> str:
 
 def ingest_report(metadata_path: str) -> Tuple[Optional[str], Dict[str, Any]]:
     """(path, content) of the latest ExampleGen ingest report recorded in MLMD, or (None, {})."""
-    from components.image_folder_example_gen.component import ImageIngestReport
+    from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport
 
     uri = latest_artifact_uri(metadata_path, ImageIngestReport.TYPE_NAME)
     path = os.path.join(uri, "report.json") if uri else None
@@ -153,7 +143,7 @@ def class_warnings(report: Dict[str, Any], minimum: int = FEW_TRAIN_EXAMPLES) ->
 
 def strategy_line(metadata_path: str) -> Optional[str]:
     """How the latest Trainer chose its strategy, and (--warm-start) where it started (history.json)."""
-    from trainer.strategy import describe as describe_strategy
+    from tfx_image_finetune.trainer.strategy import describe as describe_strategy
 
     uri = latest_artifact_uri(metadata_path, "ModelRun")
     path = os.path.join(uri, "history.json") if uri else None

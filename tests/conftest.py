@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Dict
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ MOBILENET_WEIGHTS = os.environ.get(
 
 def small_config(output_dir: str, data: str):
     """MobileNetV2-0.35 at 96 px from random init, one epoch per phase: the pipeline's mechanics, quickly."""
-    from pipeline.configs import PipelineConfig
+    from tfx_image_finetune.config import PipelineConfig
 
     cfg = PipelineConfig()
     cfg.data.path = data
@@ -52,7 +53,7 @@ def first_run(demo_images, tmp_path_factory, first_run_log):
 
     Tests that run the pipeline again do it on a copy (`copy_of_run`), so none depends on the order of tests.
     """
-    from pipeline import local_runner
+    from tfx_image_finetune.pipeline import local_runner
 
     cfg = small_config(str(tmp_path_factory.mktemp("e2e")), demo_images)
     root, level = logging.getLogger(), logging.getLogger().level
@@ -95,7 +96,7 @@ def color_classes(root: str, colors: dict, per_class: int, size: int = 64) -> st
 
 @pytest.fixture(scope="session")
 def demo_images(tmp_path_factory):
-    from pipeline import demo_data
+    from tfx_image_finetune.pipeline import demo_data
 
     root = str(tmp_path_factory.mktemp("demo_images"))
     demo_data.generate(root, per_class=60)
@@ -104,7 +105,7 @@ def demo_images(tmp_path_factory):
 
 def predict_cli(capsys, *argv):
     """`tfx-image-finetune predict ...` in this process: (exit code, stdout lines split on tabs, stderr lines)."""
-    from pipeline.cli import main
+    from tfx_image_finetune.pipeline.cli import main
 
     try:
         code = main(["predict", *argv])
@@ -112,3 +113,15 @@ def predict_cli(capsys, *argv):
         code = exit_.code
     out, err = capsys.readouterr()
     return code, [line.split("\t") for line in out.strip().splitlines()], err.strip().splitlines()
+
+
+def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
+    """{node id: state of its latest execution} (COMPLETE, CACHED, FAILED, ...), read from MLMD."""
+    from tfx_image_finetune.pipeline.run_summary import State, store
+
+    s = store(metadata_path)
+    out = {}
+    for ctx in s.get_contexts_by_type("node"):
+        latest = max(s.get_executions_by_context(ctx.id), key=lambda e: e.id)
+        out[ctx.name[len(pipeline_name) + 1:]] = State.Name(latest.last_known_state)
+    return out

@@ -1,5 +1,6 @@
 """The CLI answers instantly, and bad configuration is named before anything heavy runs."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -7,11 +8,11 @@ import time
 
 import pytest
 
-from pipeline.cli import build_parser, config_from_args
-from pipeline.configs import ConfigError, PipelineConfig
+from tfx_image_finetune.pipeline.cli import build_parser, config_from_args
+from tfx_image_finetune.config import ConfigError, ModelConfig, PipelineConfig
 from tests.conftest import MOBILENET_WEIGHTS
 
-CLI = [sys.executable, "-m", "pipeline.cli"]
+CLI = [sys.executable, "-m", "tfx_image_finetune.pipeline.cli"]
 
 
 def _cli(*args):
@@ -75,7 +76,7 @@ def test_strategy_auto_and_class_weight_flags(tmp_path):
     assert cfg("--strategy", "auto").model.strategy == "auto"
     assert cfg("--strategy", "3").model.strategy == 3  # still an int
     assert cfg("--class-weight", "balanced").training.class_weight == "balanced"
-    assert cfg("--strategy", "auto").trainer_config()["model"]["strategy"] == "auto"  # reaches the Trainer
+    assert cfg("--strategy", "auto").trainer_config(2).to_custom_config()["model"]["strategy"] == "auto"  # reaches the Trainer
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--strategy", "4"])
     bad = PipelineConfig()
@@ -95,16 +96,16 @@ def test_defaults_are_the_recipe():
 
 
 def test_failed_imagenet_download_names_weights_path_and_only_the_demo_falls_back(tmp_path, monkeypatch, caplog):
-    from trainer.model import WeightsUnavailableError, resolve_weights
+    from tfx_image_finetune.trainer.model import WeightsUnavailableError, resolve_weights
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no cached weights
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # nothing listens there: the fetch fails
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    model_cfg = {"backbone": "mobilenet_v2", "alpha": 0.35, "weights": "imagenet", "allow_random_init": False}
+    model_cfg = ModelConfig(backbone="mobilenet_v2", alpha=0.35, weights="imagenet", image_size=96)
     with pytest.raises(WeightsUnavailableError, match="--weights PATH"):
-        resolve_weights(model_cfg, 96)
-    model_cfg["allow_random_init"] = True
-    assert resolve_weights(model_cfg, 96) is None
+        resolve_weights(model_cfg)
+    model_cfg.allow_random_init = True
+    assert resolve_weights(model_cfg) is None
     assert "RANDOM initialisation" in caplog.text
 
 
@@ -122,23 +123,23 @@ def test_an_hdf5_file_without_keras_layers_is_not_accepted_as_weights(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists(MOBILENET_WEIGHTS), reason="needs ../shared's MobileNetV2-0.35 weights")
 def test_weights_for_another_backbone_fail_before_the_run_naming_the_flag():
-    from trainer.model import WeightsFileError, check_weights_file
+    from tfx_image_finetune.trainer.model import WeightsFileError, build_checked
 
-    model_cfg = {"backbone": "mobilenet_v2", "alpha": 0.35, "weights": MOBILENET_WEIGHTS}
-    check_weights_file(model_cfg, 64)  # the right backbone and width: accepted
+    model_cfg = ModelConfig(backbone="mobilenet_v2", alpha=0.35, weights=MOBILENET_WEIGHTS, image_size=64)
+    build_checked(model_cfg, MOBILENET_WEIGHTS)  # the right backbone and width: accepted
     for backbone, alpha in (("mobilenet_v2", 1.0), ("resnet50", 1.0)):
         with pytest.raises(WeightsFileError, match=r"--weights '.*0.35_224_no_top.h5' does not fit backbone"):
-            check_weights_file({**model_cfg, "backbone": backbone, "alpha": alpha}, 64)
+            build_checked(dataclasses.replace(model_cfg, backbone=backbone, alpha=alpha), MOBILENET_WEIGHTS)
 
 
 def test_a_backbone_that_cannot_be_built_is_named_and_the_demo_does_not_fall_back(caplog):
-    from trainer.model import BackboneBuildError, resolve_weights
+    from tfx_image_finetune.trainer.model import BackboneBuildError, resolve_weights
 
-    model_cfg = {"backbone": "xception", "alpha": 1.0, "weights": "imagenet", "allow_random_init": True}
+    model_cfg = ModelConfig(backbone="xception", alpha=1.0, weights="imagenet", allow_random_init=True, image_size=40)
     with pytest.raises(BackboneBuildError, match="Cannot build backbone 'xception' at 40 px.*at least 71"):
-        resolve_weights(model_cfg, 40)
+        resolve_weights(model_cfg)
     with pytest.raises(BackboneBuildError, match="alpha must be one of"):
-        resolve_weights({**model_cfg, "backbone": "mobilenet_v2", "alpha": 0.3}, 96)
+        resolve_weights(dataclasses.replace(model_cfg, backbone="mobilenet_v2", alpha=0.3, image_size=96))
     assert "RANDOM" not in caplog.text
 
 

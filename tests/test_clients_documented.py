@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline import predict
-from pipeline.cli import main
+from tfx_image_finetune.pipeline import predict
+from tfx_image_finetune.pipeline.cli import main
 
 ROW_MULTI = {"predictions": [{"probabilities": [0.2, 0.8], "class_ids": 1, "classes": "sunny"},
                              {"probabilities": [0.9, 0.1], "class_ids": 0, "classes": "night"}]}

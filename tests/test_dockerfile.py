@@ -4,7 +4,7 @@ import os
 import re
 import shlex
 
-from pipeline.configs import CloudConfig
+from tfx_image_finetune.config import CloudConfig
 from tests.conftest import REPO
 
 # Python of the TFX base images (tensorflow/tfx:<tfx version>); a new base needs its line here.

@@ -3,8 +3,8 @@
 import json
 import os
 
-from components.evaluator.executor import baseline_mismatch
-from trainer.serving_contract import LABELS_FILE, SUMMARY_FILE
+from tfx_image_finetune.components.evaluator.executor import baseline_mismatch
+from tfx_image_finetune.serving_contract import LABELS_FILE, SUMMARY_FILE
 
 
 def _model(root, classes, size, keys=("image", "label")):

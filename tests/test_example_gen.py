@@ -10,9 +10,9 @@ from PIL import Image
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
-from components.image_folder_example_gen.component import ImageIngestReport, make_configs
-from components.image_folder_example_gen.executor import REPORT_FILE, Executor, ImageIngestError
-from components.image_folder_example_gen.layout import given_split_folders
+from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport, make_configs
+from tfx_image_finetune.components.image_folder_example_gen.executor import REPORT_FILE, Executor, ImageIngestError
+from tfx_image_finetune.components.image_folder_example_gen.layout import given_split_folders
 
 RATIOS = {"train": 80, "selection": 10, "test": 10}
 
@@ -230,7 +230,7 @@ def test_driver_fingerprints_nested_files_and_survives_broken_links(demo_images,
     from tfx.components.example_gen.driver import FileBasedDriver
     from tfx.dsl.io.filesystem import NotFoundError
 
-    from components.image_folder_example_gen.component import ImageFolderDriver
+    from tfx_image_finetune.components.image_folder_example_gen.component import ImageFolderDriver
 
     root = _copy_tree(demo_images, tmp_path / "data")
     input_config, _ = make_configs(None, RATIOS)

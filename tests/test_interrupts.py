@@ -9,8 +9,9 @@ import sys
 import threading
 import time
 
-from pipeline import demo_data
-from pipeline import run_summary as md
+from tfx_image_finetune.pipeline import demo_data
+from tfx_image_finetune.pipeline import run_summary as md
+from tests.conftest import last_states
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,7 +25,7 @@ def _flags(data, out, head_epochs, beam_mode="in_memory"):
 def _run_until(args, marker, signum, timeout=420, group=False):
     """Runs the CLI; once `marker` appears in its output, sends `signum` (to its whole process group, as a
     terminal's Ctrl-C does, if `group`). Returns (exit code, output)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli"] + args, cwd=REPO, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.pipeline.cli"] + args, cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     lines, seen = [], threading.Event()
 
@@ -47,7 +48,7 @@ def _run_until(args, marker, signum, timeout=420, group=False):
 
 def _check_clean(cfg_out, node, pipeline_name="tfx-image-finetune"):
     metadata = os.path.join(cfg_out, "metadata.sqlite")
-    states = md.last_states(metadata, pipeline_name)
+    states = last_states(metadata, pipeline_name)
     assert states[node] in ("FAILED", "CANCELED"), states
     assert not [n for n, s in states.items() if s in ("RUNNING", "NEW")], states
     outputs = glob.glob(os.path.join(cfg_out, "pipeline_root", node, "*", "*"))
@@ -84,7 +85,7 @@ def test_interrupted_runs_are_recorded_cleaned_and_resumed(tmp_path):
     # To the end, with Beam workers in processes: no TF shutdown noise, no nan metric.
     code, output = _run_until(_flags(data, out, 1, "multi_processing"), None, None)
     assert code == 0, output[-3000:]
-    states = md.last_states(os.path.join(out, "metadata.sqlite"), "tfx-image-finetune")
+    states = last_states(os.path.join(out, "metadata.sqlite"), "tfx-image-finetune")
     assert states["ImageFolderExampleGen"] == "CACHED" and states["StatisticsGen"] == "CACHED", states
     assert states["Trainer"] == "COMPLETE" and states["Pusher"] == "COMPLETE", states
     assert "Model BLESSED" in output and "Ingested train:" in output

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline.cli import main
+from tfx_image_finetune.pipeline.cli import main
 
 CLOUD = ["--target", "vertex", "--project", "my-proj", "--region", "europe-west4",
          "--pipeline-root", "gs://bucket/root", "--data", "gs://bucket/images",
@@ -112,7 +112,7 @@ def test_submit_dry_run_shows_the_job(spec, capsys):
 ])
 def test_cloud_config_errors_come_before_compiling(args, message, tmp_path):
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "compile", "--target", "vertex", *args,
+    proc = subprocess.run([sys.executable, "-m", "tfx_image_finetune.pipeline.cli", "compile", "--target", "vertex", *args,
                            "--output", str(tmp_path / "p.json")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr
     assert time.monotonic() - start < 1.5  # nothing heavy was imported

@@ -2,17 +2,14 @@
 
 import numpy as np
 import pytest
-from trainer.keras2 import keras, tf
+from tfx_image_finetune.trainer.keras2 import keras, tf
 
-from pipeline.configs import ModelConfig
-from trainer.model import build_model, compile_model, first_unfrozen_layer, probabilities, set_phase
-
+from tfx_image_finetune.config import ModelConfig, Strategy, TrainingConfig
+from tfx_image_finetune.trainer.model import build_model, compile_model, first_unfrozen_layer, probabilities, set_phase
 
 
 def _cfg(**overrides):
-    cfg = vars(ModelConfig())
-    cfg.update(overrides)
-    return cfg
+    return ModelConfig(**overrides)
 
 
 def _counts(model):
@@ -23,7 +20,7 @@ def _counts(model):
 
 @pytest.fixture(scope="module")
 def xception():
-    return build_model(_cfg(), 150, 2, weights=None)
+    return build_model(_cfg(image_size=150), 2, weights=None)
 
 
 def test_default_xception_matches_recipe_parameter_counts(xception):
@@ -65,10 +62,12 @@ def test_strategy_two_unfreezes_only_the_top_of_the_base(xception):
         first_unfrozen_layer(base, _cfg(strategy=2, unfreeze_from_layer="nope"))
 
 
-def test_strategy_three_has_no_phase_two(xception):
-    _, base = xception
-    with pytest.raises(ValueError, match="no phase 2"):
-        set_phase(base, 2, _cfg(strategy=3))
+def test_strategy_three_has_no_phase_two():
+    from tfx_image_finetune.trainer.train import phases
+
+    training = TrainingConfig(head_epochs=4, finetune_epochs=2)
+    assert [phase for phase, _, _ in phases(_cfg(strategy=Strategy.CLASSIFIER_ONLY), training)] == [1]
+    assert [phase for phase, _, _ in phases(_cfg(strategy=Strategy.UPPER_LAYERS), training)] == [1, 2]
 
 
 @pytest.mark.parametrize("num_classes, units, loss", [
@@ -76,7 +75,7 @@ def test_strategy_three_has_no_phase_two(xception):
     (5, 5, keras.losses.SparseCategoricalCrossentropy),
 ])
 def test_head_and_loss_follow_class_count(num_classes, units, loss):
-    model, base = build_model(_cfg(backbone="mobilenet_v2", alpha=0.35), 96, num_classes, weights=None)
+    model, base = build_model(_cfg(backbone="mobilenet_v2", alpha=0.35, image_size=96), num_classes, weights=None)
     assert model.get_layer("logits").units == units
     compile_model(model, num_classes, 1e-3)
     assert isinstance(model.loss, loss) and model.loss.get_config()["from_logits"]
@@ -86,8 +85,8 @@ def test_head_and_loss_follow_class_count(num_classes, units, loss):
 
 
 def test_phase_two_step_leaves_batchnorm_statistics_unchanged():
-    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35)
-    model, base = build_model(cfg, 96, 2, weights=None)
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, image_size=96)
+    model, base = build_model(cfg, 2, weights=None)
     set_phase(base, 2, cfg)
     compile_model(model, 2, 1e-2)
     moving = [w for w in base.weights if "moving_" in w.name]
@@ -106,7 +105,7 @@ def test_phase_two_step_leaves_batchnorm_statistics_unchanged():
 
 @pytest.mark.parametrize("backbone, size", [("efficientnet_b0", 64), ("resnet50", 64)])
 def test_other_backbones_build_with_their_pixel_scaling(backbone, size):
-    model, _ = build_model(_cfg(backbone=backbone), size, 3, weights=None)
+    model, _ = build_model(_cfg(backbone=backbone, image_size=size), 3, weights=None)
     layer_names = [layer.name for layer in model.layers]
     assert "to_0_255" in layer_names
     assert ("caffe_preprocess" in layer_names) == (backbone == "resnet50")
@@ -114,10 +113,10 @@ def test_other_backbones_build_with_their_pixel_scaling(backbone, size):
 
 
 def test_random_init_batchnorm_calibration_gives_informative_features():
-    from trainer.model import calibrate_batchnorm
+    from tfx_image_finetune.trainer.model import calibrate_batchnorm
 
-    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35)
-    model, base = build_model(cfg, 96, 2, weights=None)
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, image_size=96)
+    model, base = build_model(cfg, 2, weights=None)
     features = keras.Model(model.input, model.get_layer("avg_pool").output)
     bright = tf.random.uniform([16, 96, 96, 3], 0.2, 1.0, seed=2)
     dark = tf.random.uniform([16, 96, 96, 3], -1.0, -0.2, seed=3)
@@ -137,7 +136,7 @@ def test_best_weights_across_both_phases_are_restored():
     unfrozen, becomes overconfident on selection labels with a few exceptions and its val_loss soars. The
     weights left in the model must be those of phase 1's last epoch, not phase 2's (Keras' own
     restore_best_weights looks within one fit() only)."""
-    from trainer.train import train_two_phases
+    from tfx_image_finetune.trainer.train import train_two_phases
 
     keras.utils.set_random_seed(0)
     base = keras.Sequential([keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.GlobalAveragePooling2D()])
@@ -165,13 +164,13 @@ def test_best_weights_across_both_phases_are_restored():
 def test_phase_one_on_cached_features_trains_the_models_own_head():
     """The head fitted on cached pooled features is the model's head: the whole model on images then gives
     the head's selection loss, the base is untouched, and each view is a different augmentation."""
-    from trainer.cached_features import pooled_features
-    from trainer.model import calibrate_batchnorm
-    from trainer.train import train_two_phases
+    from tfx_image_finetune.trainer.cached_features import pooled_features
+    from tfx_image_finetune.trainer.model import calibrate_batchnorm
+    from tfx_image_finetune.trainer.train import train_two_phases
 
     keras.utils.set_random_seed(0)
-    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, strategy=3, dropout=0.0)
-    model, base = build_model(cfg, 32, 2, weights=None)
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, strategy=3, dropout=0.0, image_size=32)
+    model, base = build_model(cfg, 2, weights=None)
     x = tf.concat([tf.fill([16, 32, 32, 3], 0.8), tf.fill([16, 32, 32, 3], -0.8)], axis=0)
     x += tf.random.uniform(x.shape, -0.2, 0.2, seed=1)
     x = tf.concat([x[:, :, :16] * 0.2, x[:, :, 16:]], axis=2)  # asymmetric: a flipped view differs
@@ -186,8 +185,8 @@ def test_phase_one_on_cached_features_trains_the_models_own_head():
     assert views.shape == (64, model.get_layer("avg_pool").output.shape[-1])
     assert np.abs(views[:32] - views[32:]).max() > 1e-6  # two different random views of each image
 
-    training = {"head_epochs": 3, "finetune_epochs": 0, "head_learning_rate": 1e-2, "finetune_learning_rate": 1e-5,
-                "early_stopping_patience": 10, "feature_views": 2, "batch_size": 8, "seed": 1}
+    training = TrainingConfig(head_epochs=3, finetune_epochs=0, head_learning_rate=1e-2, finetune_learning_rate=1e-5,
+                              early_stopping_patience=10, feature_views=2, batch_size=8, seed=1)
     history = train_two_phases(model, base, data, data, 2, cfg, training, log_dir="/tmp/unused_tb")
     assert [row["phase"] for row in history["epochs"]] == [1, 1, 1]
     assert not np.allclose(model.get_layer("logits").get_weights()[0], head_before)  # the model's head learned
@@ -200,8 +199,8 @@ def test_phase_one_on_cached_features_trains_the_models_own_head():
 def test_balanced_class_weight_moves_the_decision_towards_the_rare_class(tmp_path):
     """90/10 labels on uninformative features: unweighted, the model predicts the majority; with the Trainer's
     balanced weights (total / (classes * count)), the rare class weighs as much and p(rare) moves to ~0.5."""
-    from trainer.task import class_weights
-    from trainer.train import train_two_phases
+    from tfx_image_finetune.trainer.task import class_weights
+    from tfx_image_finetune.trainer.train import train_two_phases
 
     weights = class_weights(["common", "rare"], {"common": 180, "rare": 20})
     assert weights == pytest.approx({"common": 200 / 360, "rare": 5.0})
@@ -213,9 +212,9 @@ def test_balanced_class_weight_moves_the_decision_towards_the_rare_class(tmp_pat
         inputs = keras.Input((4,))
         base = keras.Sequential([keras.layers.Dense(4)])
         model = keras.Model(inputs, keras.layers.Dense(1)(base(inputs)))
-        training = {"head_epochs": 40, "finetune_epochs": 0, "head_learning_rate": 0.05,
-                    "finetune_learning_rate": 1e-5, "early_stopping_patience": 100}
-        train_two_phases(model, base, ds, ds, 2, {"strategy": 3}, training, str(tmp_path / name),
+        training = TrainingConfig(head_epochs=40, finetune_epochs=0, head_learning_rate=0.05,
+                                  finetune_learning_rate=1e-5, early_stopping_patience=100, feature_views=0)
+        train_two_phases(model, base, ds, ds, 2, _cfg(strategy=3), training, str(tmp_path / name),
                          class_weight=class_weight)
         mean_p[name] = float(tf.reduce_mean(tf.sigmoid(model.predict(x, verbose=0))))
     assert mean_p["none"] < 0.2 and 0.35 < mean_p["balanced"] < 0.65, mean_p

@@ -8,9 +8,11 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tfx.types import standard_artifacts
 
-from components.validation_gate.executor import DataAnomaliesError, Executor as GateExecutor
-from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_pipeline, eval_config
+from tfx_image_finetune.components.validation_gate.component import DataAnomaliesError, ValidationGate
+from tfx_image_finetune.config import PipelineConfig
+from tfx_image_finetune.pipeline.pipeline import create_pipeline, eval_config
+
+GateExecutor = ValidationGate.EXECUTOR_SPEC.executor_class  # the @component's generated executor
 
 
 def _cfg(data, **data_overrides):
@@ -60,7 +62,7 @@ def test_tfrecord_source_reaches_the_same_transform(tmp_path):
     assert "ImportExampleGen" in components and "SchemaGen" in components
     transform = components["Transform"]
     assert transform.inputs["examples"] is components["ImportExampleGen"].outputs["examples"]
-    assert transform.exec_properties["preprocessing_fn"] == "trainer.transform.preprocessing_fn"
+    assert transform.exec_properties["preprocessing_fn"] == "tfx_image_finetune.trainer.transform.preprocessing_fn"
     split_config = json.loads(components["ImportExampleGen"].exec_properties["output_config"])["split_config"]
     assert split_config["splits"] == [{"name": "train", "hash_buckets": 80}, {"name": "selection", "hash_buckets": 10},
                                       {"name": "test", "hash_buckets": 10}]
@@ -116,7 +118,7 @@ def _anomalies_artifact(tmp_path, examples):
     from tfx.types import artifact_utils
     from tfx.utils import io_utils
 
-    from pipeline.configs import CURATED_SCHEMA_DIR
+    from tfx_image_finetune.config import CURATED_SCHEMA_DIR
 
     schema = io_utils.SchemaReader().read(os.path.join(CURATED_SCHEMA_DIR, "schema.pbtxt"))
     stats = tfdv.generate_statistics_from_dataframe(examples)

@@ -11,11 +11,11 @@ import time
 import pytest
 import tensorflow as tf
 
-from pipeline import cli, local_runner
-from pipeline import run_summary as md
-from pipeline.output_lock import output_lock
-from tests.conftest import MOBILENET_WEIGHTS, color_classes, copy_of_run, small_config
-from trainer.serving_contract import versions
+from tfx_image_finetune.pipeline import cli, local_runner
+from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.pipeline.output_lock import output_lock
+from tests.conftest import MOBILENET_WEIGHTS, color_classes, copy_of_run, small_config, last_states
+from tfx_image_finetune.serving_contract import versions
 
 COMPONENTS = [
     "ImageFolderExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
@@ -36,7 +36,7 @@ def _serialized_examples(images):
 
 def test_every_component_ran_and_wrote_its_artifacts(first_run, first_run_log):
     cfg = first_run
-    states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
+    states = last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert set(states) == set(COMPONENTS)
     assert all(state == "COMPLETE" for state in states.values()), states
     seconds = md.execution_seconds(cfg.metadata_path)
@@ -127,7 +127,7 @@ def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(f
     assert cli._run(cfg) == cli.EXIT_OK
     closing = capsys.readouterr().out
     assert "Ingest report: " in closing and "Model BLESSED" in closing
-    states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
+    states = last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert states["ImageFolderExampleGen"] == "CACHED"
     assert states["Transform"] == "CACHED"
     assert states["Trainer"] == "CACHED"
@@ -141,7 +141,7 @@ def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(f
     cfg.eval.accuracy_threshold = 1.0
     cfg.eval.max_accuracy_drop = -1.0
     assert cli._run(cfg) == cli.EXIT_NOT_BLESSED  # the verdict is in the exit code
-    states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
+    states = last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     for step in ("ImageFolderExampleGen", "StatisticsGen", "Transform"):
         assert states[step] == "CACHED", (step, states[step])
     assert states["Trainer"] == "COMPLETE" and states["Evaluator"] == "COMPLETE"
@@ -206,7 +206,7 @@ def test_a_second_run_on_a_busy_output_fails_at_once_naming_the_first(tmp_path, 
     out = str(tmp_path / "busy")
     with output_lock(out):
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--data", demo_images, "--weights", "none",
+        proc = subprocess.run([sys.executable, "-m", "tfx_image_finetune.pipeline.cli", "run", "--data", demo_images, "--weights", "none",
                                "--output", out], capture_output=True, text=True, timeout=120)
         seconds = time.monotonic() - start
     assert proc.returncode == cli.EXIT_FAILED

@@ -11,7 +11,7 @@ import os
 import pytest
 from PIL import Image
 
-from pipeline import predict
+from tfx_image_finetune.pipeline import predict
 from tests.conftest import predict_cli
 
 BAD_FILES = {
@@ -24,7 +24,7 @@ BAD_FILES = {
 def model_dir(tmp_path_factory):
     import tensorflow as tf
 
-    from trainer.transform import decode_and_scale
+    from tfx_image_finetune.trainer.transform import decode_and_scale
 
     class Contract(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
@@ -145,7 +145,7 @@ def test_output_file_has_every_class_probability_as_csv_or_json_lines(model_dir,
 def test_output_rows_are_written_batch_by_batch(model_dir, tmp_path):
     """Images are read a batch at a time and each row is on disk before the next batch is read: the files
     of the second batch are deleted after the first batch's rows are written, and only then is it missed."""
-    from pipeline.predict_output import PredictionWriter
+    from tfx_image_finetune.pipeline.predict_output import PredictionWriter
 
     files = [_image(tmp_path / "in" / f"{i:02d}.png", (250, 0, 0)) for i in range(predict.BATCH_SIZE + 3)]
     client = predict.SavedModelClient(model_dir)

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from components.pusher.executor import prune, push_atomically, version_of
-from trainer.serving_contract import SOURCE_MODEL_FILE, versions
+from tfx_image_finetune.components.pusher.executor import prune, push_atomically, version_of
+from tfx_image_finetune.serving_contract import SOURCE_MODEL_FILE, versions
 
 
 def _model(path, files=("saved_model.pb", "variables/variables.index")):
@@ -99,7 +99,7 @@ def test_the_model_config_names_a_version_only_once_it_is_complete(tmp_path):
 
 
 def test_a_failed_push_leaves_the_model_config_as_it_was(tmp_path):
-    from components.pusher.servable_check import ServableCheckError
+    from tfx_image_finetune.components.pusher.servable_check import ServableCheckError
 
     base = str(tmp_path / "serving" / "m")
     good = push_atomically(_model(tmp_path / "good"), base, "uri://good")
@@ -136,8 +136,8 @@ def test_pruned_versions_leave_the_model_config_before_their_folders_go(tmp_path
 def _servable(path, warmup_images, signature="serving_default"):
     """A small real SavedModel that decodes images, with TF Serving warmup requests for them."""
     import tensorflow as tf
-    from trainer.export import write_warmup_requests
-    from trainer.serving_contract import WARMUP_FILE
+    from tfx_image_finetune.trainer.export import write_warmup_requests
+    from tfx_image_finetune.serving_contract import WARMUP_FILE
 
     class Decoder(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
@@ -163,7 +163,7 @@ def _png():
 
 
 def test_a_model_whose_warmup_requests_fail_is_never_made_visible(tmp_path):
-    from components.pusher.servable_check import ServableCheckError, check_servable
+    from tfx_image_finetune.components.pusher.servable_check import ServableCheckError, check_servable
 
     base = str(tmp_path / "serving" / "m")
     good = _servable(tmp_path / "good", [_png(), _png()])
@@ -188,7 +188,7 @@ def _executor_push(tmp_path, model_dir, blessed, base):
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
-    from components.pusher.executor import Executor
+    from tfx_image_finetune.components.pusher.executor import Executor
 
     model, blessing, pushed = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
                                standard_artifacts.PushedModel())
@@ -202,7 +202,7 @@ def _executor_push(tmp_path, model_dir, blessed, base):
 
 
 def test_the_executor_pushes_only_blessed_models_that_pass_the_servable_check(tmp_path):
-    from components.pusher.servable_check import ServableCheckError
+    from tfx_image_finetune.components.pusher.servable_check import ServableCheckError
 
     base = str(tmp_path / "serving" / "m")
     # A Trainer's Model artifact holds the SavedModel in Format-Serving/.
@@ -231,8 +231,8 @@ def test_the_vertex_pusher_refuses_an_unservable_model_before_any_vertex_call(tm
     from tfx.extensions.google_cloud_ai_platform import constants
     from tfx.types import standard_artifacts
 
-    from components.pusher.servable_check import ServableCheckError
-    from components.pusher.vertex import Executor
+    from tfx_image_finetune.components.pusher.servable_check import ServableCheckError
+    from tfx_image_finetune.components.pusher.vertex import Executor
 
     def do(model_dir, blessed):
         model, blessing, pushed = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),

@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from pipeline import local_runner
-from pipeline.configs import PipelineConfig
-from pipeline import run_summary as md
-from trainer.serving_contract import versions
+from tfx_image_finetune.pipeline import local_runner
+from tfx_image_finetune.config import PipelineConfig
+from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.serving_contract import versions
 from tests.conftest import CATS_DOGS, MOBILENET_WEIGHTS
 
 pytestmark = pytest.mark.skipif(

@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pipeline import report
-from pipeline import run_summary as md
-from trainer.serving_contract import versions
+from tfx_image_finetune.pipeline import report
+from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.serving_contract import versions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
@@ -93,7 +93,7 @@ def test_chromium_renders_it_with_every_image_loaded_and_no_error(page, tmp_path
 
 
 def test_the_report_subcommand_rerenders_the_latest(first_run, capsys):
-    from pipeline.cli import main
+    from tfx_image_finetune.pipeline.cli import main
 
     latest = os.path.join(first_run.runtime.output_dir, report.REPORT_FILE)
     os.remove(latest)

@@ -7,8 +7,8 @@ import re
 
 from PIL import Image
 
-from pipeline.report import per_class_precision_recall
-from pipeline.report_html import render
+from tfx_image_finetune.pipeline.report import per_class_precision_recall
+from tfx_image_finetune.pipeline.report_html import render
 
 
 def _data(n_classes):

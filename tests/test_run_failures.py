@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from pipeline import cli
-from pipeline import run_summary as md
+from tfx_image_finetune.pipeline import cli
+from tfx_image_finetune.pipeline import run_summary as md
+from tests.conftest import last_states
 
 
 def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_images, tmp_path, capsys):
@@ -34,7 +35,7 @@ def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_imag
     assert len(kept) == 1 and f"Ingest report: {kept[0]}" in err
     assert "Skipped: 1 (not a decodable image 1)" in err
     assert any(line.startswith("WARNING: class 'sunny' has only") for line in err), err
-    states = md.last_states(str(out / "metadata.sqlite"), "tfx-image-finetune")
+    states = last_states(str(out / "metadata.sqlite"), "tfx-image-finetune")
     assert states == {"ImageFolderExampleGen": "FAILED"}, states
     assert "TFX_IMAGE_FINETUNE_RUN_PID" not in os.environ  # the run's settings for its workers are undone
 
@@ -43,8 +44,8 @@ def test_executions_a_failed_run_left_running_are_cancelled_and_their_outputs_re
     """E.g. a driver that raised: TFX leaves that execution RUNNING in MLMD and its output folder behind."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline import run_guard
-    from pipeline.configs import PipelineConfig
+    from tfx_image_finetune.pipeline import run_guard
+    from tfx_image_finetune.config import PipelineConfig
 
     cfg = PipelineConfig()
     cfg.runtime.output_dir = str(tmp_path)

@@ -16,11 +16,11 @@ import tensorflow_transform as tft
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from pipeline import predict
+from tfx_image_finetune.pipeline import predict
 from tests.conftest import predict_cli
 from tests.tf_serving_standin import StandInServer
-from trainer.serving_contract import versions
-from trainer.transform import IMAGE_XF
+from tfx_image_finetune.serving_contract import versions
+from tfx_image_finetune.trainer.transform import IMAGE_XF
 
 
 @pytest.fixture(scope="module")

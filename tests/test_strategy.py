@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainer.strategy import SIMILAR_SCORE, SMALL_DATA, decide, describe, probe_accuracy, similarity_score
+from tfx_image_finetune.trainer.strategy import SIMILAR_SCORE, SMALL_DATA, decide, describe, probe_accuracy, similarity_score
 
 
 def _features(separable: bool, n=200, k=2, dim=64, seed=0):

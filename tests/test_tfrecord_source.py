@@ -5,10 +5,10 @@ import os
 
 import tensorflow as tf
 
-from pipeline import demo_data, local_runner
-from pipeline import run_summary as md
-from tests.conftest import small_config
-from trainer.serving_contract import versions
+from tfx_image_finetune.pipeline import demo_data, local_runner
+from tfx_image_finetune.pipeline import run_summary as md
+from tests.conftest import small_config, last_states
+from tfx_image_finetune.serving_contract import versions
 
 BAD_IMAGE = b"\xff\xd8\xff\xe0 this is no JPEG"
 
@@ -46,7 +46,7 @@ def test_tfrecord_source_runs_end_to_end_and_lists_the_undecodable_example(tmp_p
     cfg.runtime.direct_running_mode = "in_memory"
     local_runner.run(cfg.validate())
 
-    states = md.last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
+    states = last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert all(state == "COMPLETE" for state in states.values()), states
     assert {"ImportExampleGen", "SchemaGen", "Trainer", "Evaluator", "Pusher"} <= set(states)
     path, report = md.ingest_report(cfg.metadata_path)

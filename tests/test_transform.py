@@ -10,7 +10,7 @@ import tensorflow_transform.beam as tft_beam
 from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from trainer.transform import IMAGE_XF, LABEL_VOCAB, LABEL_XF, checked_label_ids, preprocessing_fn
+from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_VOCAB, LABEL_XF, checked_label_ids, preprocessing_fn
 
 
 def _encoded(color, size=(37, 23), fmt="JPEG"):
@@ -91,7 +91,7 @@ def test_a_non_image_fails_with_invalid_argument(tmp_path):
 
 
 def test_the_trainer_refuses_a_vocabulary_that_is_not_the_task_the_pipeline_was_built_for(tmp_path):
-    from trainer.task import ClassListError, check_training_examples, class_names
+    from tfx_image_finetune.trainer.task import ClassListError, check_training_examples, class_names
 
     rows = [{"image": [_encoded((i, i, i))], "label": [name]} for i, name in enumerate([b"red", b"green", b"blue"])]
     _, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
@@ -111,7 +111,7 @@ def test_float_labels_are_refused_naming_the_type(tmp_path):
 
 
 def test_the_trainers_input_pipeline_names_a_label_the_model_does_not_know(tmp_path):
-    from trainer.data import make_dataset
+    from tfx_image_finetune.trainer.data import make_dataset
 
     rows = [{"image": [_encoded((1, 1, 1))], "label": [b"cat"]}, {"image": [_encoded((2, 2, 2))], "label": [b"dog"]}]
     _, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)

@@ -4,6 +4,7 @@ Uses the e2e `first_run`'s blessed model (no extra pipeline run): a fresh model 
 class list, once restored, answers the test examples exactly as the blessed SavedModel does.
 """
 
+import dataclasses
 import glob
 import os
 
@@ -13,10 +14,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.utils import path_utils
 
-from pipeline import run_summary as md
-from trainer import warm_start
-from trainer.model import build_model, probabilities
-from trainer.transform import IMAGE_XF
+from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.trainer import warm_start
+from tfx_image_finetune.trainer.model import build_model, probabilities
+from tfx_image_finetune.trainer.transform import IMAGE_XF
 
 CLASSES = ["night", "sunny"]
 
@@ -32,7 +33,7 @@ def _test_examples(first_run):
 
 
 def test_a_restored_model_answers_as_the_blessed_model(first_run, blessed):
-    model_cfg = first_run.trainer_config()["model"]
+    model_cfg = first_run.model
     size = first_run.image_size
     examples = _test_examples(first_run)
     tft_output = tft.TFTransformOutput(md.latest_artifact_uri(first_run.metadata_path, "TransformGraph"))
@@ -40,9 +41,9 @@ def test_a_restored_model_answers_as_the_blessed_model(first_run, blessed):
     images = tft_output.transform_features_layer()(raw)[IMAGE_XF]
     expected = tf.saved_model.load(blessed).signatures["serving_examples"](examples=examples)["probabilities"]
 
-    model, _ = build_model(model_cfg, size, len(CLASSES), None, seed=7)
+    model, _ = build_model(model_cfg, len(CLASSES), None, seed=7)
     fresh = probabilities(model(images, training=False), 2).numpy()
-    outcome = warm_start.apply(model, blessed, CLASSES, size, model_cfg)
+    outcome = warm_start.apply(model, blessed, CLASSES, model_cfg)
     assert outcome["used"] and "warm start from the latest blessed model" in outcome["note"]
     restored = probabilities(model(images, training=False), 2).numpy()
     assert np.abs(restored - expected.numpy()).max() < 1e-5
@@ -56,7 +57,7 @@ def test_a_restored_model_answers_as_the_blessed_model(first_run, blessed):
     ({"base": None}, "no blessed model of this task yet"),
 ])
 def test_another_task_or_network_starts_from_the_backbone_and_says_why(first_run, blessed, change, reason):
-    model_cfg = {**first_run.trainer_config()["model"], **({"alpha": change["alpha"]} if "alpha" in change else {})}
-    outcome = warm_start.apply(None, change.get("base", blessed), change.get("classes", CLASSES),
-                               change.get("size", first_run.image_size), model_cfg)
+    model_cfg = dataclasses.replace(first_run.model, alpha=change.get("alpha", first_run.model.alpha),
+                                    image_size=change.get("size", first_run.image_size))
+    outcome = warm_start.apply(None, change.get("base", blessed), change.get("classes", CLASSES), model_cfg)
     assert not outcome["used"] and reason in outcome["note"] and "pretrained backbone" in outcome["note"]

@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from components.pusher.servable_check import run_predict_request
-from trainer.serving_contract import SERVING_SIGNATURE, versions
+from tfx_image_finetune.components.pusher.servable_check import run_predict_request
+from tfx_image_finetune.serving_contract import SERVING_SIGNATURE, versions
 
 
 class ServableNotFound(LookupError):

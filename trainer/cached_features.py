@@ -14,11 +14,12 @@ import logging
 from typing import Optional, Tuple
 
 import numpy as np
-from trainer.keras2 import keras, tf
+from tfx_image_finetune.trainer.keras2 import keras, tf
 
 log = logging.getLogger(__name__)
 
 POOL_LAYER, DROPOUT_LAYER, LOGITS_LAYER = "avg_pool", "dropout", "logits"  # trainer.model.build_model's names
+# Default bound; the Trainer passes what its memory budget (training.cache_budget_mb) leaves after the images.
 MAX_FEATURE_BYTES = 2 * 1024 ** 3  # above this the cache is not built: phase 1 trains on images
 
 
@@ -48,8 +49,9 @@ def pooled_features(model: keras.Model, ds: tf.data.Dataset, views: int, augment
 
 
 def cached_phase_one(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, views: int,
-                     batch_size: int, seed: int, max_bytes: int = MAX_FEATURE_BYTES):
+                     batch_size: int, seed: int, max_bytes: Optional[int] = None):
     """(head model, train features dataset, selection features dataset), or None when they would not fit."""
+    max_bytes = MAX_FEATURE_BYTES if max_bytes is None else max_bytes
     train = pooled_features(model, train_ds, views, augment=True, max_bytes=max_bytes)
     selection = pooled_features(model, eval_ds, 1, augment=False, max_bytes=max_bytes) if train else None
     if selection is None:

@@ -1,7 +1,10 @@
 """tf.data input pipeline: raw tf.Examples -> Transform graph -> (image, label) batches.
 
 Transform does not materialize its output (decoded float images are ~100x the JPEGs); the graph is applied
-here instead, once, and the decoded images are cached in memory so later epochs skip the JPEG decoding.
+here instead. Two ways, chosen by `choose_input` from the example count, the image size and the memory budget:
+- in memory: decoded once, cached, later epochs skip the JPEG decoding (fast; memory grows with the data);
+- streamed: the encoded records are shuffled (a bounded buffer of bytes) and decoded every epoch with a
+  parallel map, so memory stays flat whatever the data size.
 """
 
 from __future__ import annotations
@@ -12,9 +15,26 @@ from typing import Dict, List
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids, label_names
+from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids, label_names
 
 _DECODE_BATCH = 64
+STREAM_SHUFFLE_RECORDS = 4096  # encoded images in the streamed shuffle buffer (~25 KB each for photos)
+MIB = 1024 ** 2
+
+
+def decoded_bytes(examples: int, image_size: int) -> int:
+    """Memory of `examples` decoded float32 RGB images at `image_size` px."""
+    return examples * image_size * image_size * 3 * 4
+
+
+def choose_input(train_examples: int, eval_examples: int, image_size: int, budget_mb: int) -> Dict[str, int]:
+    """In memory if both splits' decoded images fit the budget, else streamed; what is left of the budget
+    bounds the phase-1 feature cache. Returned as history.json's `input` (the report shows it)."""
+    need = decoded_bytes(train_examples + eval_examples, image_size)
+    budget = budget_mb * MIB
+    in_memory = need <= budget
+    return {"in_memory": in_memory, "decoded_mib": round(need / MIB), "budget_mib": budget_mb,
+            "feature_budget_bytes": max(budget - need, 0) if in_memory else budget}
 
 
 def list_files(file_patterns: List[str]) -> List[str]:
@@ -30,7 +50,7 @@ def make_dataset(
     label_key: str,
     batch_size: int,
     training: bool,
-    cache_in_memory: bool = True,
+    in_memory: bool = True,
     shuffle_buffer: int = 1000,
     seed: int = 42,
 ) -> tf.data.Dataset:
@@ -42,13 +62,23 @@ def make_dataset(
         transformed = tft_layer(raw)
         return transformed[IMAGE_XF], checked_label_ids(raw[label_key], transformed[LABEL_XF])
 
-    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP")
-    ds = ds.batch(_DECODE_BATCH).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    if cache_in_memory:
-        ds = ds.cache()
+    files = list_files(file_patterns)
+    if in_memory:
+        ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        ds = ds.batch(_DECODE_BATCH).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
+        if training:
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:  # shards in a new order each epoch, read interleaved, records shuffled as bytes
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+                       cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=not training)
     if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.shuffle(max(shuffle_buffer, STREAM_SHUFFLE_RECORDS), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def raw_images(file_patterns: List[str], image_key: str, count: int) -> List[bytes]:

@@ -18,10 +18,11 @@ from typing import Any, Dict, List
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.model import probabilities
-from trainer.serving_contract import (EXAMPLES_INPUT, EXAMPLES_SIGNATURE, IMAGE_INPUT, LABELS_FILE,
-                                      SERVING_SIGNATURE, SUMMARY_FILE, WARMUP_FILE)
-from trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids
+from tfx_image_finetune.trainer.model import probabilities
+from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
+                                                 IMAGE_INPUT, LABELS_FILE, PROBABILITIES, SERVING_SIGNATURE,
+                                                 SUMMARY_FILE, WARMUP_FILE)
+from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids
 
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)
 IMAGES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_INPUT)
@@ -45,7 +46,7 @@ class ServingModule(tf.Module):
     def _outputs(self, transformed_images: tf.Tensor) -> Dict[str, tf.Tensor]:
         probs = probabilities(self.model(transformed_images, training=False), self.num_classes)
         class_ids = tf.argmax(probs, axis=1)
-        return {"probabilities": probs, "class_ids": class_ids, "classes": tf.gather(self.class_names, class_ids)}
+        return {PROBABILITIES: probs, CLASS_IDS: class_ids, CLASSES: tf.gather(self.class_names, class_ids)}
 
     def _transform_images(self, serialized: tf.Tensor) -> tf.Tensor:
         return self.tft_layer(tf.io.parse_example(serialized, self._image_spec))[IMAGE_XF]
@@ -66,7 +67,7 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[EXAMPLES_SPEC])
     def evaluation(self, examples):
-        probs = self._outputs(self._transform_images(examples))["probabilities"]
+        probs = self._outputs(self._transform_images(examples))[PROBABILITIES]
         return {"score": probs[:, 1] if self.num_classes == 2 else probs}
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:

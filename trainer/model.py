@@ -6,13 +6,13 @@ Keras 2 (tf_keras), which TFT and TFMA require.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Optional, Tuple
 
-from trainer.keras2 import keras, tf
+from tfx_image_finetune.trainer.keras2 import keras, tf
 
-from pipeline.configs import ConfigError
-from trainer.backbones import BACKBONES
-from trainer.transform import IMAGE_XF
+from tfx_image_finetune.config import BACKBONES, ConfigError, ModelConfig, Strategy
+from tfx_image_finetune.trainer.backbones import build_backbone
+from tfx_image_finetune.trainer.transform import IMAGE_XF
 
 log = logging.getLogger(__name__)
 
@@ -29,54 +29,54 @@ class WeightsFileError(ConfigError):
     """The --weights file is not weights for the configured backbone."""
 
 
-def resolve_weights(model_cfg: Dict[str, Any], image_size: int) -> Optional[str]:
-    """What to pass as Keras `weights=`: 'imagenet', a file path, or None (random init).
-
-    For 'imagenet' the download is tried here (Keras caches it under ~/.keras/models), so a failure is
-    reported before any training starts.
-    """
-    weights = model_cfg["weights"]
+def keras_weights(model_cfg: ModelConfig) -> Optional[str]:
+    """What to pass as Keras `weights=`: 'imagenet', a file path, or None (random init)."""
+    weights = model_cfg.weights
     if weights == "none":
         return None
-    backbone = BACKBONES[model_cfg["backbone"]]
+    if weights != "imagenet" and not tf.io.gfile.exists(weights):
+        raise FileNotFoundError(f"--weights: no weights file at {weights!r}")
+    return weights
+
+
+def resolve_weights(model_cfg: ModelConfig) -> Optional[str]:
+    """keras_weights(), with the ImageNet download tried now (Keras caches it under ~/.keras/models), so a
+    failure is reported before a long run starts; None where the demo may fall back to random init."""
+    weights = keras_weights(model_cfg)
     if weights != "imagenet":
-        if not tf.io.gfile.exists(weights):
-            raise FileNotFoundError(f"--weights: no weights file at {weights!r}")
         return weights
     try:
-        backbone.build(image_size, "imagenet", model_cfg.get("alpha", 1.0))
+        build_checked(model_cfg, "imagenet")
         return "imagenet"
-    except (ValueError, TypeError) as err:  # Keras' own argument checks: not a download problem
-        raise BackboneBuildError(
-            f"Cannot build backbone {backbone.name!r} at {image_size} px (alpha {model_cfg.get('alpha', 1.0)}): "
-            f"{err}"
-        ) from err
-    except Exception as err:  # Keras raises plain Exception for a failed fetch
-        if model_cfg.get("allow_random_init"):
+    except WeightsUnavailableError as err:
+        if model_cfg.allow_random_init:
             log.warning(
                 "Could not download the ImageNet weights for %s (%s). The demo continues from RANDOM "
                 "initialisation, so its accuracy says nothing about the recipe. Pass --weights PATH "
                 "to use a local weights file.",
-                backbone.name,
-                err,
+                model_cfg.backbone,
+                err.__cause__,
             )
             return None
+        raise
+
+
+def build_checked(model_cfg: ModelConfig, weights: Optional[str]) -> keras.Model:
+    """The backbone with `weights`; Keras' failures as errors that name the setting to change."""
+    backbone, size, alpha = BACKBONES[model_cfg.backbone], model_cfg.input_size, model_cfg.alpha
+    try:
+        return build_backbone(backbone, size, weights, alpha)
+    except (ValueError, TypeError, OSError) as err:  # Keras' own argument checks, or a file that does not fit
+        if weights not in (None, "imagenet"):
+            raise WeightsFileError(
+                f"--weights {weights!r} does not fit backbone {backbone.name!r} (alpha {alpha}, {size} px): "
+                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise BackboneBuildError(
+            f"Cannot build backbone {backbone.name!r} at {size} px (alpha {alpha}): {err}") from err
+    except Exception as err:  # Keras raises plain Exception for a failed fetch
         raise WeightsUnavailableError(
             f"Could not download the ImageNet weights for backbone {backbone.name!r} ({err}). "
             "Pass --weights PATH with a local weights file (or --weights none to train from scratch)."
-        ) from err
-
-
-def check_weights_file(model_cfg: Dict[str, Any], image_size: int) -> None:
-    """Load a --weights file into the configured backbone now, so a mismatch fails before the run starts."""
-    backbone = BACKBONES[model_cfg["backbone"]]
-    path = model_cfg["weights"]
-    try:
-        backbone.build(image_size, path, model_cfg.get("alpha", 1.0))
-    except (ValueError, OSError) as err:
-        raise WeightsFileError(
-            f"--weights {path!r} does not fit backbone {backbone.name!r} (alpha {model_cfg.get('alpha', 1.0)}, "
-            f"{image_size} px): {str(err).splitlines()[0] if str(err) else type(err).__name__}"
         ) from err
 
 
@@ -91,13 +91,13 @@ def _to_backbone_scale(x: tf.Tensor, pixel_scaling: str) -> tf.Tensor:
 
 
 def build_model(
-    model_cfg: Dict[str, Any], image_size: int, num_classes: int, weights: Optional[str], seed: int = 42
+    model_cfg: ModelConfig, num_classes: int, weights: Optional[str], seed: int = 42
 ) -> Tuple[keras.Model, keras.Model]:
     """Returns (model, base). Dense(1) logits for two classes, Dense(N) logits for more."""
     if num_classes < 2:
         raise ValueError(f"need at least two classes, got {num_classes}")
-    backbone = BACKBONES[model_cfg["backbone"]]
-    base = backbone.build(image_size, weights, model_cfg.get("alpha", 1.0))
+    backbone, image_size = BACKBONES[model_cfg.backbone], model_cfg.input_size
+    base = build_checked(model_cfg, weights)
     inputs = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_XF)
     augmentation = keras.Sequential(
         [keras.layers.RandomFlip("horizontal", seed=seed), keras.layers.RandomRotation(0.1, seed=seed)],
@@ -107,34 +107,32 @@ def build_model(
     x = _to_backbone_scale(x, backbone.pixel_scaling)
     x = base(x, training=False)  # BatchNorm stays in inference mode, even once unfrozen
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = keras.layers.Dropout(model_cfg.get("dropout", 0.2), name="dropout")(x)
+    x = keras.layers.Dropout(model_cfg.dropout, name="dropout")(x)
     outputs = keras.layers.Dense(1 if num_classes == 2 else num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=f"{backbone.name}_finetune"), base
 
 
-def set_phase(base: keras.Model, phase: int, model_cfg: Dict[str, Any]) -> None:
-    """Phase 1: base frozen. Phase 2: strategy 1 unfreezes the whole base, strategy 2 only its top part."""
-    strategy = model_cfg["strategy"]
+def set_phase(base: keras.Model, phase: int, model_cfg: ModelConfig) -> None:
+    """Phase 1: base frozen. Phase 2 (strategies 1 and 2; `phases()` gives CLASSIFIER_ONLY none): WHOLE_NETWORK
+    unfreezes the whole base, UPPER_LAYERS only its top part."""
     if phase == 1:
         base.trainable = False
         return
-    if strategy == 3:
-        raise ValueError("strategy 3 trains the classifier only: there is no phase 2")
     base.trainable = True
-    if strategy == 2:
+    if model_cfg.strategy == Strategy.UPPER_LAYERS:
         for layer in base.layers[: first_unfrozen_layer(base, model_cfg)]:
             layer.trainable = False
 
 
-def first_unfrozen_layer(base: keras.Model, model_cfg: Dict[str, Any]) -> int:
+def first_unfrozen_layer(base: keras.Model, model_cfg: ModelConfig) -> int:
     """Index of the lowest base layer that strategy 2 trains."""
-    name = model_cfg.get("unfreeze_from_layer")
+    name = model_cfg.unfreeze_from_layer
     if name:
         names = [layer.name for layer in base.layers]
         if name not in names:
             raise ValueError(f"model.unfreeze_from_layer: {name!r} is not a layer of {base.name}")
         return names.index(name)
-    return int(round(len(base.layers) * (1.0 - model_cfg["unfreeze_fraction"])))
+    return int(round(len(base.layers) * (1.0 - model_cfg.unfreeze_fraction)))
 
 
 def compile_model(model: keras.Model, num_classes: int, learning_rate: float) -> None:
@@ -153,7 +151,6 @@ def probabilities(logits: tf.Tensor, num_classes: int) -> tf.Tensor:
         positive = tf.sigmoid(logits[:, 0])
         return tf.stack([1.0 - positive, positive], axis=1)
     return tf.nn.softmax(logits, axis=-1)
-
 
 
 def calibrate_batchnorm(model: keras.Model, base: keras.Model, images: tf.Tensor) -> None:

@@ -8,14 +8,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.data import list_files
-from trainer.strategy import PROBE_SAMPLE, probe_accuracy
-from trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids
+from tfx_image_finetune.trainer.data import list_files
+from tfx_image_finetune.trainer.strategy import PROBE_SAMPLE, probe_accuracy
+from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids
 
 
 def pooled_features(model, images) -> np.ndarray:
     """The model's GlobalAveragePooling output: what the head sees, with the base as it is now (frozen)."""
-    from trainer.keras2 import keras
+    from tfx_image_finetune.trainer.keras2 import keras
 
     extractor = keras.Model(model.input, model.get_layer("avg_pool").output)
     return extractor.predict(images, verbose=0)

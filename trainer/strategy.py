@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
 
+from tfx_image_finetune.config import AUTO_STRATEGY, Strategy
+
 import numpy as np
 
 SMALL_DATA = 1000
@@ -72,21 +74,24 @@ def decide(train_images: int, probe: Optional[float], num_classes: int, given: A
     score = similarity_score(probe, num_classes) if probe is not None else None
     similar = score is not None and score >= SIMILAR_SCORE
     similarity = "unknown" if score is None else ("similar" if similar else "dissimilar")
-    recommended = {("large", False): 1, ("large", True): 2, ("small", False): 2, ("small", True): 3}[(size, similar)]
-    auto = given in (None, "auto")
-    used = recommended if auto else int(given)
+    recommended = {("large", False): Strategy.WHOLE_NETWORK, ("large", True): Strategy.UPPER_LAYERS,
+                   ("small", False): Strategy.UPPER_LAYERS, ("small", True): Strategy.CLASSIFIER_ONLY}[(size, similar)]
+    auto = given in (None, AUTO_STRATEGY)
+    used = recommended if auto else Strategy(int(given))
     fraction = UNFREEZE[size] if auto else unfreeze_fraction
-    unfreeze = {1: "the whole base", 2: f"the top {fraction:.0%} of the base's layers" if fraction else
-                "the base from the given layer", 3: "nothing (head only, no phase 2)"}[used]
+    unfreeze = {Strategy.WHOLE_NETWORK: "the whole base",
+                Strategy.UPPER_LAYERS: f"the top {fraction:.0%} of the base's layers" if fraction else
+                "the base from the given layer",
+                Strategy.CLASSIFIER_ONLY: "nothing (head only, no phase 2)"}[used]
     reason = (f"{train_images} training images ({size}: the threshold is {SMALL_DATA}); linear-probe accuracy "
               + ("not measured" if probe is None else
                  f"{probe:.3f}, {score:.2f} of the way from chance to perfect ({similarity}: the threshold is "
                  f"{SIMILAR_SCORE})")
               + f"; the chart recommends strategy {recommended}.")
-    return {"used": used, "chosen_by": "auto" if auto else f"given (--strategy {used})", "recommended": recommended,
+    return {"used": int(used), "chosen_by": "auto" if auto else f"given (--strategy {used})", "recommended": int(recommended),
             "train_images": train_images, "probe_accuracy": probe, "chance": 1.0 / num_classes,
             "similarity_score": score, "size": size, "similarity": similarity,
-            "unfreeze_fraction": fraction if used == 2 else None, "unfreeze": unfreeze, "reason": reason,
+            "unfreeze_fraction": fraction if used == Strategy.UPPER_LAYERS else None, "unfreeze": unfreeze, "reason": reason,
             "thresholds": {"small_data": SMALL_DATA, "similar_score": SIMILAR_SCORE}}
 
 

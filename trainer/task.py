@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
-from trainer.keras2 import keras, tf
+from tfx_image_finetune.trainer.keras2 import keras, tf
 import tensorflow_transform as tft
 
-from trainer.data import label_counts, make_dataset, raw_images
-from trainer.export import ServingModule, export_saved_model
-from trainer.model import build_model, calibrate_batchnorm, resolve_weights
-from trainer.strategy import decide
-from trainer.train import train_two_phases, write_history
-from trainer.transform import LABEL_VOCAB
+from tfx_image_finetune.config import ModelConfig, TrainerConfig
+from tfx_image_finetune.trainer.data import choose_input, label_counts, make_dataset, raw_images
+from tfx_image_finetune.trainer.export import ServingModule, export_saved_model
+from tfx_image_finetune.trainer.model import build_model, calibrate_batchnorm, keras_weights
+from tfx_image_finetune.trainer.strategy import decide
+from tfx_image_finetune.trainer.train import train_two_phases, write_history
+from tfx_image_finetune.trainer.transform import LABEL_VOCAB
 
 log = logging.getLogger(__name__)
 WARMUP_REQUESTS = 5
@@ -62,26 +64,26 @@ def class_weights(names, train_counts):
     return {n: total / (len(names) * train_counts[n]) for n in names}
 
 
-def choose_strategy(model, model_cfg, train_files, tft_output, label_key, names, train_counts):
+def choose_strategy(model, model_cfg: ModelConfig, train_files, tft_output, label_key, names, train_counts):
     """The chart's inputs, measured (training images; linear probe on the frozen base), and its decision."""
-    from trainer import probe
+    from tfx_image_finetune.trainer import probe
 
     accuracy = probe.measure(model, train_files, tft_output, label_key, len(names))
-    decision = decide(sum(train_counts.values()), accuracy, len(names), model_cfg["strategy"],
-                      None if model_cfg.get("unfreeze_from_layer") else model_cfg["unfreeze_fraction"])
-    if model_cfg["weights"] == "none":
+    decision = decide(sum(train_counts.values()), accuracy, len(names), model_cfg.strategy,
+                      None if model_cfg.unfreeze_from_layer else model_cfg.unfreeze_fraction)
+    if model_cfg.weights == "none":
         decision["reason"] += " Random-init weights: the probe measured random features, not ImageNet's."
     log.info("strategy %s (%s): %s", decision["used"], decision["chosen_by"], decision["reason"])
     return decision
 
 
-def warm_start(model, base_model, names, image_size, model_cfg, eval_ds):
+def warm_start(model, base_model, names, model_cfg: ModelConfig, eval_ds):
     """--warm-start: the latest blessed model's weights if it fits (trainer/warm_start.py), and where the
     selection metrics start from before any training."""
-    from trainer import warm_start as warm
-    from trainer.model import compile_model
+    from tfx_image_finetune.trainer import warm_start as warm
+    from tfx_image_finetune.trainer.model import compile_model
 
-    outcome = warm.apply(model, base_model, names, image_size, model_cfg)
+    outcome = warm.apply(model, base_model, names, model_cfg)
     log.info("start: %s", outcome["note"])
     compile_model(model, len(names), 1e-3)
     start = model.evaluate(eval_ds, return_dict=True, verbose=0)
@@ -90,49 +92,50 @@ def warm_start(model, base_model, names, image_size, model_cfg, eval_ds):
 
 
 def run_fn(fn_args) -> None:
-    cfg = fn_args.custom_config
-    model_cfg, training_cfg, data_cfg = cfg["model"], dict(cfg["training"]), cfg["data"]
-    training_cfg.update(fn_args.hyperparameters or {})  # the pipeline's (runtime) parameters win
-    image_size = int(cfg["image_size"])
-    keras.utils.set_random_seed(training_cfg["seed"])
+    cfg = TrainerConfig.from_custom_config(fn_args.custom_config).with_hyperparameters(fn_args.hyperparameters)
+    data_cfg, model_cfg, training_cfg = cfg.data, cfg.model, cfg.training
+    keras.utils.set_random_seed(training_cfg.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    names = class_names(tft_output, int(cfg["num_classes"]))
-    train_counts = label_counts(fn_args.train_files, tft_output, data_cfg["label_key"])
+    names = class_names(tft_output, cfg.num_classes)
+    train_counts = label_counts(fn_args.train_files, tft_output, data_cfg.label_key)
     check_training_examples(names, train_counts)
     log.info("classes (id order): %s; training examples per class: %s", names, train_counts)
+    eval_count = sum(label_counts(fn_args.eval_files, tft_output, data_cfg.label_key).values())
+    data_input = choose_input(sum(train_counts.values()), eval_count, cfg.image_size, training_cfg.cache_budget_mb)
+    log.info("training input: %s", "decoded images cached in memory" if data_input["in_memory"] else
+             f"streamed (decoded images {data_input['decoded_mib']} MiB > cache budget {training_cfg.cache_budget_mb} MiB)")
 
     def dataset(files, training):
-        return make_dataset(
-            files, tft_output, data_cfg["label_key"], training_cfg["batch_size"], training,
-            training_cfg["cache_in_memory"], training_cfg["shuffle_buffer"], training_cfg["seed"],
-        )
+        return make_dataset(files, tft_output, data_cfg.label_key, training_cfg.batch_size, training,
+                            data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed)
 
-    weights = resolve_weights(model_cfg, image_size)
-    strategy = distribution_strategy()
-    with strategy.scope():
-        model, base = build_model(model_cfg, image_size, len(names), weights, training_cfg["seed"])
+    weights = keras_weights(model_cfg)
+    distribution = distribution_strategy()
+    with distribution.scope():
+        model, base = build_model(model_cfg, len(names), weights, training_cfg.seed)
     train_ds = dataset(fn_args.train_files, True)
     if weights is None:
         calibrate_batchnorm(model, base, tf.concat([x for x, _ in train_ds.take(4)], axis=0))
-    decision = choose_strategy(model, model_cfg, fn_args.train_files, tft_output, data_cfg["label_key"], names,
+    decision = choose_strategy(model, model_cfg, fn_args.train_files, tft_output, data_cfg.label_key, names,
                                train_counts)
-    model_cfg = {**model_cfg, "strategy": decision["used"],
-                 "unfreeze_fraction": decision["unfreeze_fraction"] or model_cfg["unfreeze_fraction"]}
-    keras.utils.set_random_seed(training_cfg["seed"])  # training draws the same randomness, probe or not
-    class_weight = class_weights(names, train_counts) if training_cfg.get("class_weight") == "balanced" else None
+    model_cfg = dataclasses.replace(model_cfg, strategy=decision["used"],
+                                    unfreeze_fraction=decision["unfreeze_fraction"] or model_cfg.unfreeze_fraction)
+    keras.utils.set_random_seed(training_cfg.seed)  # training draws the same randomness, probe or not
+    class_weight = class_weights(names, train_counts) if training_cfg.class_weight == "balanced" else None
     eval_ds = dataset(fn_args.eval_files, False)
-    warm = warm_start(model, fn_args.base_model, names, image_size, model_cfg, eval_ds) \
-        if training_cfg.get("warm_start") else None
+    warm = warm_start(model, fn_args.base_model, names, model_cfg, eval_ds) if training_cfg.warm_start else None
     history = train_two_phases(
         model, base, train_ds, eval_ds,
-        len(names), model_cfg, training_cfg, fn_args.model_run_dir, strategy,
+        len(names), model_cfg, training_cfg, fn_args.model_run_dir, distribution,
         class_weight={names.index(n): w for n, w in class_weight.items()} if class_weight else None,
+        feature_budget_bytes=data_input["feature_budget_bytes"],
     )
     history.update({"classes": names, "train_examples_per_class": train_counts,
-                    "weights": model_cfg["weights"] if weights else "none (random init)",
-                    "strategy": decision, "class_weight": class_weight, "warm_start": warm})
+                    "weights": model_cfg.weights if weights else "none (random init)",
+                    "strategy": decision, "class_weight": class_weight, "warm_start": warm,
+                    "input": data_input})
     write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))
-    module = ServingModule(model, tft_output, names, data_cfg["image_key"], data_cfg["label_key"])
-    summary = {"config": cfg, "history": history}
-    warmup = raw_images(fn_args.eval_files, data_cfg["image_key"], WARMUP_REQUESTS)
+    module = ServingModule(model, tft_output, names, data_cfg.image_key, data_cfg.label_key)
+    summary = {"config": cfg.to_custom_config(), "history": history}
+    warmup = raw_images(fn_args.eval_files, data_cfg.image_key, WARMUP_REQUESTS)
     export_saved_model(module, fn_args.serving_model_dir, names, summary, warmup)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, List, Optional
+import time
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from trainer.keras2 import keras, tf
+from tfx_image_finetune.trainer.keras2 import keras, tf
 
-from trainer.cached_features import cached_phase_one
-from trainer.model import compile_model, set_phase
+from tfx_image_finetune.config import ModelConfig, Strategy, TrainingConfig
+from tfx_image_finetune.trainer.cached_features import cached_phase_one
+from tfx_image_finetune.trainer.model import compile_model, set_phase
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -39,43 +41,54 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.whole_model.set_weights(self.best_weights)
 
 
+def phases(model_cfg: ModelConfig, training_cfg: TrainingConfig) -> List[Tuple[int, int, float]]:
+    """(phase, epochs, learning rate) to run: the head, then fine-tuning unless CLASSIFIER_ONLY or 0 epochs."""
+    planned = [(1, training_cfg.head_epochs, training_cfg.head_learning_rate)]
+    if model_cfg.strategy != Strategy.CLASSIFIER_ONLY and training_cfg.finetune_epochs > 0:
+        planned.append((2, training_cfg.finetune_epochs, training_cfg.finetune_learning_rate))
+    return planned
+
+
 def train_two_phases(
     model: keras.Model,
     base: keras.Model,
     train_ds: tf.data.Dataset,
     eval_ds: tf.data.Dataset,
     num_classes: int,
-    model_cfg: Dict[str, Any],
-    training_cfg: Dict[str, Any],
+    model_cfg: ModelConfig,
+    training_cfg: TrainingConfig,
     log_dir: str,
-    strategy: Optional[tf.distribute.Strategy] = None,
+    distribution: Optional[tf.distribute.Strategy] = None,
     class_weight: Optional[Dict[int, float]] = None,
+    feature_budget_bytes: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing.
 
-    With `training_cfg["feature_views"]` > 0, phase 1 fits the head on cached base outputs (cached_features).
+    With `training_cfg.feature_views` > 0, phase 1 fits the head on cached base outputs (cached_features),
+    within `feature_budget_bytes`. `seconds` in the result: computing features and each phase's fit.
     """
     keeper = KeepBestWeights(model)
     rows: List[Dict[str, Any]] = []
+    seconds: Dict[str, float] = {}
     epochs_done = 0
-    phases = [(1, training_cfg["head_epochs"], training_cfg["head_learning_rate"])]
-    if model_cfg["strategy"] != 3 and training_cfg["finetune_epochs"] > 0:
-        phases.append((2, training_cfg["finetune_epochs"], training_cfg["finetune_learning_rate"]))
-    for phase, epochs, learning_rate in phases:
+    for phase, epochs, learning_rate in phases(model_cfg, training_cfg):
         fitted, train_data, eval_data = model, train_ds, eval_ds
-        with (strategy or tf.distribute.get_strategy()).scope():
+        with (distribution or tf.distribute.get_strategy()).scope():
             set_phase(base, phase, model_cfg)
-            views = training_cfg.get("feature_views", 0)
-            cached = cached_phase_one(model, train_ds, eval_ds, views, training_cfg["batch_size"],
-                                      training_cfg.get("seed", 42)) if phase == 1 and views > 0 else None
-            if cached:
-                fitted, train_data, eval_data = cached
+            views = training_cfg.feature_views
+            if phase == 1 and views > 0:
+                start = time.monotonic()
+                cached = cached_phase_one(model, train_ds, eval_ds, views, training_cfg.batch_size,
+                                          training_cfg.seed, feature_budget_bytes)
+                seconds["features"] = round(time.monotonic() - start, 1)
+                if cached:
+                    fitted, train_data, eval_data = cached
             compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
-        callbacks = [
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=training_cfg["early_stopping_patience"]),
-            keeper,
-            keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
-        ]
+        callbacks = [keeper, keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
+        if training_cfg.early_stopping:
+            callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss",
+                                                              patience=training_cfg.early_stopping_patience))
+        start = time.monotonic()
         history = fitted.fit(
             train_data,
             validation_data=eval_data,
@@ -85,13 +98,14 @@ def train_two_phases(
             class_weight=class_weight,
             verbose=2,
         )
+        seconds[f"phase_{phase}"] = round(time.monotonic() - start, 1)
         for i, epoch in enumerate(history.epoch):
             row = {"epoch": epoch + 1, "phase": phase, "trainable_params": _count(model.trainable_weights)}
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
     keeper.restore()
-    return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best}
+    return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best, "seconds": seconds}
 
 
 def _count(weights) -> int:

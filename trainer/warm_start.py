@@ -11,22 +11,24 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
-from trainer.serving_contract import exported_task
+from tfx_image_finetune.config import ModelConfig
+from tfx_image_finetune.serving_contract import exported_task
 
 
-def mismatch(base_model: Optional[str], classes: List[str], image_size: int, model_cfg: Dict[str, Any]) -> str:
+def mismatch(base_model: Optional[str], classes: List[str], model_cfg: ModelConfig) -> str:
     """'' when the base model can seed this one, else why not."""
     if not base_model:
         return "no blessed model of this task yet"
     base_classes, config = exported_task(base_model)
     if base_classes != classes:
         return f"the latest blessed model has classes {base_classes}, this run {classes}"
+    image_size = model_cfg.input_size
     if config.get("image_size") != image_size:
         return f"the latest blessed model takes {config.get('image_size')} px images, this run {image_size} px"
     base = config.get("model", {})
     for key in ("backbone", "alpha"):
-        if base.get(key) != model_cfg.get(key):
-            return f"the latest blessed model has {key} {base.get(key)!r}, this run {model_cfg.get(key)!r}"
+        if base.get(key) != getattr(model_cfg, key):
+            return f"the latest blessed model has {key} {base.get(key)!r}, this run {getattr(model_cfg, key)!r}"
     return ""
 
 
@@ -39,10 +41,9 @@ def restore(model, base_model: str) -> None:
     status.assert_existing_objects_matched()
 
 
-def apply(model, base_model: Optional[str], classes: List[str], image_size: int,
-          model_cfg: Dict[str, Any]) -> Dict[str, Any]:
+def apply(model, base_model: Optional[str], classes: List[str], model_cfg: ModelConfig) -> Dict[str, Any]:
     """Restore if the base model fits; returns what history.json and the report show."""
-    why = mismatch(base_model, classes, image_size, model_cfg)
+    why = mismatch(base_model, classes, model_cfg)
     if why:
         return {"used": False, "from": base_model, "note": f"from the pretrained backbone ({why})"}
     restore(model, base_model)

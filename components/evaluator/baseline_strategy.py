@@ -13,7 +13,7 @@ from typing import List, Optional
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     _BLESSED, _CURRENT_MODEL_ID, LatestBlessedModelStrategy)
 
-from components.evaluator.task import Task, task_mismatch, task_of
+from tfx_image_finetune.components.evaluator.task import Task, task_mismatch, task_of
 
 
 class SameTaskBlessedModelStrategy(LatestBlessedModelStrategy):

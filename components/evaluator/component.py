@@ -3,7 +3,7 @@
 from tfx.components.evaluator.component import Evaluator as TfxEvaluator
 from tfx.dsl.components.base import executor_spec
 
-from components.evaluator import executor
+from tfx_image_finetune.components.evaluator import executor
 
 
 class Evaluator(TfxEvaluator):

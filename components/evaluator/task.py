@@ -10,7 +10,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 from tfx.utils import path_utils
 
-from trainer.serving_contract import exported_task
+from tfx_image_finetune.serving_contract import exported_task
 
 
 class Task(NamedTuple):

@@ -1,35 +1,35 @@
-"""Component: int/float execution parameters in, a HyperParameters artifact out."""
+"""TrainingHyperparameters: epochs and learning rates in, the Trainer's HyperParameters artifact out.
 
-from typing import Union
+A Python-function component: its int/float parameters compile to real KFP pipeline parameters
+(tests/test_kubeflow.py), and the Trainer reads the artifact natively as `fn_args.hyperparameters`.
+"""
 
-from tfx import types
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.orchestration import data_types
+import json
+import os
+
+from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.hyperparameters import executor
+from tfx_image_finetune.config import check_hyperparameters
 
-Int = Union[int, data_types.RuntimeParameter]
-Float = Union[float, data_types.RuntimeParameter]
+FILE_NAME = "hyperparameters.json"
 
 
-class TrainingHyperparametersSpec(ComponentSpec):
-    PARAMETERS = {name: ExecutionParameter(type=kind) for name, kind in executor.HYPERPARAMETERS.items()}
-    INPUTS = {}
-    OUTPUTS = {"hyperparameters": ChannelParameter(type=standard_artifacts.HyperParameters)}
+@component
+def TrainingHyperparameters(  # noqa: N802 - a component class, named as TFX names its own
+    head_epochs: Parameter[int],
+    finetune_epochs: Parameter[int],
+    head_learning_rate: Parameter[float],
+    finetune_learning_rate: Parameter[float],
+    hyperparameters: OutputArtifact[standard_artifacts.HyperParameters],
+) -> None:
+    """Checks the values (a pipeline parameter can be set to anything at submit time) and writes them."""
+    import tensorflow as tf  # gfile: the artifact may live on gs://
 
-
-class TrainingHyperparameters(base_component.BaseComponent):
-    SPEC_CLASS = TrainingHyperparametersSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
-
-    def __init__(self, head_epochs: Int, finetune_epochs: Int, head_learning_rate: Float,
-                 finetune_learning_rate: Float):
-        super().__init__(spec=TrainingHyperparametersSpec(
-            head_epochs=head_epochs,
-            finetune_epochs=finetune_epochs,
-            head_learning_rate=head_learning_rate,
-            finetune_learning_rate=finetune_learning_rate,
-            hyperparameters=types.Channel(type=standard_artifacts.HyperParameters),
-        ))
+    values = check_hyperparameters(dict(head_epochs=head_epochs, finetune_epochs=finetune_epochs,
+                                        head_learning_rate=head_learning_rate,
+                                        finetune_learning_rate=finetune_learning_rate))
+    tf.io.gfile.makedirs(hyperparameters.uri)  # LocalDagRunner creates it; the KFP v2 entrypoint does not
+    with tf.io.gfile.GFile(os.path.join(hyperparameters.uri, FILE_NAME), "w") as f:
+        json.dump(values, f)

@@ -19,15 +19,16 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
-from components.image_folder_example_gen import executor, layout
-from components.image_folder_example_gen.executor import INGEST_REPORT_KEY, SELECTION_PERCENT_KEY
+from tfx_image_finetune.components.image_folder_example_gen import executor, layout
+from tfx_image_finetune.components.image_folder_example_gen.executor import SELECTION_PERCENT_KEY
+from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY
 
 
 class ImageIngestReport(types.Artifact):
     """report.json: valid images per split and class, and every skipped file with the reason."""
 
-    # KFP v2 wants <namespace>.<Name>, and its TFX entrypoint imports that name: components/__init__.py.
-    TYPE_NAME = "components.ImageIngestReport"
+    # KFP v2 wants <namespace>.<Name>, and its TFX entrypoint imports that name: tfx_image_finetune/__init__.py.
+    TYPE_NAME = "tfx_image_finetune.ImageIngestReport"
 
 
 class ImageFolderExampleGenSpec(FileBasedExampleGenSpec):
@@ -53,7 +54,7 @@ def make_configs(split_folders: Optional[List[str]], split_ratios: Dict[str, int
         return input_config, example_gen_pb2.Output()
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*/*")])
     # Deterministic: the same file lands in the same split, whatever else changes in the folder.
-    return input_config, hash_split_output(split_ratios, partition_feature_name="filename")
+    return input_config, hash_split_output(split_ratios, partition_feature_name=FILENAME_FEATURE)
 
 
 def hash_split_output(split_ratios: Dict[str, int], partition_feature_name: str = "") -> example_gen_pb2.Output:

@@ -18,11 +18,10 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
-from components.image_folder_example_gen import layout
-from components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
-from pipeline.configs import SELECTION_SPLIT, TRAIN_SPLIT
+from tfx_image_finetune.components.image_folder_example_gen import layout
+from tfx_image_finetune.components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
+from tfx_image_finetune.config import FILENAME_FEATURE, SELECTION_SPLIT, TRAIN_SPLIT
 
-INGEST_REPORT_KEY = "ingest_report"
 SELECTION_PERCENT_KEY = "selection_percent"
 REPORT_FILE = "report.json"
 _ROWS_DIR_PROPERTY = "_ingest_rows_dir"  # handed from Do to the per-split PTransform
@@ -91,7 +90,7 @@ class _ReadImage(beam.DoFn):
         example = tf.train.Example(features=tf.train.Features(feature={
             "image": _bytes_feature(data),
             "label": _bytes_feature(row["label"].encode("utf-8")),
-            "filename": _bytes_feature(row["path"].encode("utf-8")),
+            FILENAME_FEATURE: _bytes_feature(row["path"].encode("utf-8")),
         }))
         return [example, beam.pvalue.TaggedOutput("report", json.dumps({**row, "ok": True}))]
 

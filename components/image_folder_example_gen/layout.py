@@ -4,7 +4,7 @@ Import-light: local folders are read with `os` (no TensorFlow), remote ones (gs:
 CLI checks the layout with this module before it imports TFX, and the ExampleGen executor and driver list
 their files through it, so every file under the root is either ingested or listed as skipped with a reason.
 
-Splits (pipeline.configs): train fits the model, selection early-stops it and picks its best weights, test
+Splits (tfx_image_finetune.config): train fits the model, selection early-stops it and picks its best weights, test
 is what the Evaluator blesses on. An unsplit root is hash-split three ways; a root already split into
 train/ + validation/ keeps validation/ as test and carves selection out of train/ by hash; with a test/ folder
 as well, validation/ is the selection split.
@@ -16,7 +16,7 @@ import os
 import posixpath
 from typing import Dict, List, Optional, Tuple
 
-from pipeline.configs import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
+from tfx_image_finetune.config import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EVAL_FOLDERS = ("validation", "eval")  # either name is accepted for the held-out folder
@@ -176,9 +176,11 @@ def relative_path(input_base: str, path: str) -> str:
     return path[len(input_base.rstrip("/")) + 1:].replace(os.sep, "/")
 
 
-def check_layout(input_base: str, split_dirs: List[str]) -> None:
-    """Before any reading: the folder exists, has two or more classes, no empty class, same classes per split."""
+def check_layout(input_base: str, split_dirs: List[str]) -> int:
+    """Before any reading: the folder exists, has two or more classes, no empty class, same classes per split.
+    Returns how many files the class folders hold (images or not: what ExampleGen will read or skip)."""
     class_sets = {}
+    count = 0
     for split_dir in split_dirs:
         root = _join(input_base, split_dir) if split_dir else input_base
         classes = class_folders(root)
@@ -189,6 +191,7 @@ def check_layout(input_base: str, split_dirs: List[str]) -> None:
             )
         for name in classes:
             files, _ = _walk_files(_join(root, name))
+            count += len(files)
             if not files:
                 raise ImageIngestError(f"class {name!r} is empty: no file in {_join(root, name)!r}")
         class_sets[split_dir or "."] = set(classes)
@@ -199,6 +202,7 @@ def check_layout(input_base: str, split_dirs: List[str]) -> None:
                 f"the class folders differ between splits: {split_dir!r} has {sorted(classes)}, "
                 f"train has {sorted(reference)}"
             )
+    return count
 
 
 def split_dirs_of(folders: Optional[List[str]]) -> List[str]:

@@ -3,7 +3,7 @@
 from tfx.components.pusher.component import Pusher as TfxPusher
 from tfx.dsl.components.base import executor_spec
 
-from components.pusher import executor
+from tfx_image_finetune.components.pusher import executor
 
 
 class ServingDirPusher(TfxPusher):

@@ -26,9 +26,9 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.pusher import model_config
-from components.pusher.servable_check import check_servable
-from trainer.serving_contract import SOURCE_MODEL_FILE, versions
+from tfx_image_finetune.components.pusher import model_config
+from tfx_image_finetune.components.pusher.servable_check import check_servable
+from tfx_image_finetune.serving_contract import SOURCE_MODEL_FILE, versions
 
 
 def version_of(base: str, source_uri: str) -> Optional[int]:

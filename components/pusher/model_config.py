@@ -17,7 +17,7 @@ from typing import Iterable, List
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
-from trainer.serving_contract import versions
+from tfx_image_finetune.serving_contract import versions
 
 CONFIG_FILE = "models.config"
 

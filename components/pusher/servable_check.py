@@ -10,7 +10,7 @@ import os
 
 from absl import logging
 
-from trainer.serving_contract import SERVING_SIGNATURE, WARMUP_FILE
+from tfx_image_finetune.serving_contract import SERVING_SIGNATURE, WARMUP_FILE
 
 
 class ServableCheckError(RuntimeError):

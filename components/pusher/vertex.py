@@ -9,7 +9,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.extensions.google_cloud_ai_platform.pusher import component as vertex_component
 from tfx.extensions.google_cloud_ai_platform.pusher import executor as vertex_executor
 
-from components.pusher.servable_check import check_servable
+from tfx_image_finetune.components.pusher.servable_check import check_servable
 
 
 class Executor(vertex_executor.Executor):

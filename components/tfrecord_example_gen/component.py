@@ -14,8 +14,9 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
-from components.image_folder_example_gen.component import INGEST_REPORT_KEY, ImageIngestReport
-from components.tfrecord_example_gen import executor
+from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport
+from tfx_image_finetune.config import INGEST_REPORT_KEY
+from tfx_image_finetune.components.tfrecord_example_gen import executor
 
 
 class TFRecordExampleGenSpec(FileBasedExampleGenSpec):

@@ -12,8 +12,9 @@ import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.types import artifact_utils
 
-from components.image_folder_example_gen import executor as image_folder
-from components.image_folder_example_gen.executor import INGEST_REPORT_KEY, decode_error
+from tfx_image_finetune.components.image_folder_example_gen import executor as image_folder
+from tfx_image_finetune.components.image_folder_example_gen.executor import decode_error
+from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY
 
 IMAGE_KEY = "image_key"
 LABEL_KEY = "label_key"
@@ -43,7 +44,7 @@ class _CheckExample(beam.DoFn):
             return [self._skip(relative, record, "", "not a tf.Example", f"not a tf.Example: {err}")]
         label = _first(features[self._label_key]) if self._label_key in features else None
         label = "" if label is None else label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
-        name = _first(features["filename"]) if "filename" in features else None
+        name = _first(features[FILENAME_FEATURE]) if FILENAME_FEATURE in features else None
         ident = name.decode("utf-8", "replace") if isinstance(name, bytes) else None
         image = _first(features[self._image_key]) if self._image_key in features else None
         if not isinstance(image, bytes):

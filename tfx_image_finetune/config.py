@@ -1,18 +1,32 @@
-"""The one typed configuration of the pipeline.
+"""The one typed configuration of the pipeline: the bottom of the import graph.
 
 Every knob lives here with the recipe's values as defaults (`../shared/recipe.md`); the CLI only overrides
-fields. The config travels to the Transform and Trainer as a JSON-able dict (`custom_config`), so the
-components see exactly what the runner saw. No TFX/TF imports here: `--help` must stay instant.
+fields. What crosses a component boundary is typed too: `TransformConfig` and `TrainerConfig` travel as
+`custom_config` dicts and are rebuilt on the other side. No TensorFlow or TFX here (`--help` stays instant),
+and nothing from the rest of the project: everything else may import this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Set, Union
 
-STRATEGIES = (1, 2, 3)
+
+class Strategy(enum.IntEnum):
+    """What phase 2 trains, by data size x similarity to ImageNet (the recipe's chart)."""
+
+    WHOLE_NETWORK = 1  # large & dissimilar: unfreeze the whole base
+    UPPER_LAYERS = 2  # large & similar, or small & dissimilar: unfreeze the top part of the base
+    CLASSIFIER_ONLY = 3  # small & similar: the head only, no phase 2
+
+    def __str__(self) -> str:  # "--strategy 2", "strategy 2" in messages, as the chart numbers them
+        return str(self.value)
+
+
 AUTO_STRATEGY = "auto"  # chosen by the Trainer from data size and a linear probe (trainer/strategy.py)
 CLASS_WEIGHTS = ("none", "balanced")
 # The three example splits: the Trainer fits on train and early-stops / keeps its best weights on selection;
@@ -20,10 +34,63 @@ CLASS_WEIGHTS = ("none", "balanced")
 TRAIN_SPLIT, SELECTION_SPLIT, TEST_SPLIT = "train", "selection", "test"
 SOURCES = ("image_folder", "tfrecord")
 WEIGHTS_KEYWORDS = ("imagenet", "none")
-BEAM_RUNNING_MODES = ("multi_processing", "multi_threading", "in_memory")  # Beam's direct_running_mode
+AUTO_BEAM_MODE = "auto"  # in_memory up to AUTO_IN_MEMORY_MAX_IMAGES local images, else multi_processing
+BEAM_RUNNING_MODES = (AUTO_BEAM_MODE, "multi_processing", "multi_threading", "in_memory")  # direct_running_mode
+# Below this many images, Beam's worker processes (each importing TF: ~15 s) cost more than they save.
+AUTO_IN_MEMORY_MAX_IMAGES = 20000
+FILENAME_FEATURE = "filename"  # the image folder's relative path in each tf.Example (hash splits, report)
+INGEST_REPORT_KEY = "ingest_report"  # the ExampleGens' extra output: kept and skipped files
 
-# Where the curated raw-data schema ships (package data).
-CURATED_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schema")
+# Where the curated raw-data schema ships: the `tfx_image_finetune.schema` package's folder (package data).
+CURATED_SCHEMA_DIR = os.path.dirname(importlib.import_module("tfx_image_finetune.schema").__file__)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A supported ImageNet backbone: its Keras application and input size (built in trainer/backbones.py).
+
+    Transform always hands the model images scaled to [-1, 1] (the recipe's `Rescaling(1/127.5, offset=-1)`);
+    `pixel_scaling` says what the backbone expects instead, and the model converts inside its graph.
+    """
+
+    name: str
+    default_size: int
+    # "minus_one_to_one": inputs already right; "zero_to_255": EfficientNet rescales inside itself;
+    # "caffe": ResNet50's BGR mean subtraction on [0, 255].
+    pixel_scaling: str
+    keras_application: str  # attribute of keras.applications
+    min_size: int = 32  # the smallest input side Keras applications accept for this backbone
+
+
+BACKBONES: Dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone("xception", 150, "minus_one_to_one", "Xception", min_size=71),
+        Backbone("mobilenet_v2", 160, "minus_one_to_one", "MobileNetV2"),
+        Backbone("efficientnet_b0", 224, "zero_to_255", "EfficientNetB0"),
+        Backbone("resnet50", 224, "caffe", "ResNet50"),
+    )
+}
+# MobileNetV2 widths Keras has ImageNet weights for.
+MOBILENET_V2_IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+# The training values that are pipeline (runtime) parameters on Vertex AI / Kubeflow, with their types:
+# components/hyperparameters turns them into the Trainer's HyperParameters input.
+HYPERPARAMETERS = {
+    "head_epochs": int,
+    "finetune_epochs": int,
+    "head_learning_rate": float,
+    "finetune_learning_rate": float,
+}
+
+
+def check_hyperparameters(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """The runtime parameters, typed; a value no training can use is an error naming the parameter."""
+    typed = {name: kind(values[name]) for name, kind in HYPERPARAMETERS.items()}
+    for name, value in typed.items():
+        if value < 0 or (name.endswith("learning_rate") and value == 0) or (name == "head_epochs" and value < 1):
+            raise ConfigError(f"pipeline parameter {name} has an unusable value {value}")
+    return typed
 
 
 class ConfigError(ValueError):
@@ -47,7 +114,6 @@ class DataConfig:
     tfrecord_pattern: str = "*"
     image_key: str = "image"
     label_key: str = "label"
-    filename_key: str = "filename"
     # Class count; None: counted from the image folder's class folders (required for tfrecord input).
     num_classes: Optional[int] = None
     # Folders of an already-split root as "train,validation[,test]", "none" for an unsplit root; None: look.
@@ -71,13 +137,24 @@ class ModelConfig:
     weights: str = "imagenet"
     # Only `make demo` sets this: continue from random init if the ImageNet download fails.
     allow_random_init: bool = False
-    # 1: unfreeze the whole base in phase 2; 2: unfreeze only the top part; 3: head only (no phase 2);
-    # "auto": the Trainer picks from data size x similarity to ImageNet (trainer/strategy.py).
-    strategy: Union[int, str] = 1
+    # Strategy.WHOLE_NETWORK (1), UPPER_LAYERS (2), CLASSIFIER_ONLY (3, no phase 2), or "auto": the Trainer
+    # picks from data size x similarity to ImageNet (trainer/strategy.py).
+    strategy: Union[Strategy, str] = Strategy.WHOLE_NETWORK
     # Strategy 2: fraction of the base's layers (from the top) to unfreeze, or a layer name to unfreeze from.
     unfreeze_fraction: float = 0.25
     unfreeze_from_layer: Optional[str] = None
     dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.strategy != AUTO_STRATEGY and isinstance(self.strategy, int) and self.strategy in set(Strategy):
+            self.strategy = Strategy(self.strategy)  # 1/2/3 from JSON or code: the enum
+
+    @property
+    def input_size(self) -> int:
+        """The image side the model takes: the given one, else the backbone's default (resolved only here)."""
+        if self.image_size is not None:
+            return self.image_size
+        return BACKBONES[self.backbone].default_size if self.backbone in BACKBONES else 0
 
 
 @dataclass
@@ -90,11 +167,14 @@ class TrainingConfig:
     finetune_learning_rate: float = 1e-5
     batch_size: int = 32
     early_stopping_patience: int = 5
+    # False: train every epoch of the budget (best weights are still kept); benchmarks compare equal budgets.
+    early_stopping: bool = True
     # Phase 1 on the frozen base's outputs for this many augmented views of each training image, computed once
     # (trainer/cached_features.py); 0: phase 1 on images, with fresh augmentation every epoch.
-    feature_views: int = 0
-    # Keep the transformed (decoded, resized) images in memory after the first epoch.
-    cache_in_memory: bool = True
+    feature_views: int = 3
+    # Decoded images (and phase-1 features) are kept in memory up to this many MiB (estimated from the example
+    # count and image size); above it the Trainer streams: JPEG bytes decoded per epoch (trainer/data.py).
+    cache_budget_mb: int = 2048
     shuffle_buffer: int = 1000
     seed: int = 42
     # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
@@ -132,9 +212,13 @@ class RuntimeConfig:
     pipeline_name: str = "tfx-image-finetune"
     output_dir: str = "outputs"
     enable_cache: bool = True
-    # Beam running mode for local runs (pipeline.beam_args): multi_processing (default), multi_threading, in_memory.
-    direct_running_mode: str = "multi_processing"
+    # Beam running mode on one machine (pipeline.beam_args): "auto" (in_memory up to AUTO_IN_MEMORY_MAX_IMAGES
+    # local images, else multi_processing), multi_processing (a worker process per core), multi_threading,
+    # in_memory.
+    direct_running_mode: str = AUTO_BEAM_MODE
     direct_num_workers: int = 0  # 0: one per CPU core
+    # Everything on the console (Beam, TFX and TF INFO records); by default they go to the run's log file only.
+    verbose: bool = False
 
 
 @dataclass
@@ -199,32 +283,21 @@ class PipelineConfig:
 
     @property
     def image_size(self) -> int:
-        from trainer.backbones import BACKBONES  # light module: no TF import
-
-        size = self.model.image_size
-        return size if size is not None else BACKBONES[self.model.backbone].default_size
+        return self.model.input_size
 
     def split_ratios(self) -> Dict[str, int]:
         d = self.data
         return {TRAIN_SPLIT: d.train_ratio, SELECTION_SPLIT: d.selection_ratio, TEST_SPLIT: d.test_ratio}
 
-    def transform_config(self) -> Dict[str, Any]:
-        """Transform's `custom_config`: only what its graph uses, so a training change keeps its cache."""
-        return {"image_key": self.data.image_key, "label_key": self.data.label_key, "image_size": self.image_size}
+    def transform_config(self) -> "TransformConfig":
+        """Only what Transform's graph uses, so a training change keeps its cache."""
+        return TransformConfig(self.data.image_key, self.data.label_key, self.image_size)
 
-    def trainer_config(self) -> Dict[str, Any]:
-        """What the Transform and Trainer need, as a JSON-able dict (their `custom_config`)."""
-        return {
-            "data": dataclasses.asdict(self.data),
-            "model": dataclasses.asdict(self.model),
-            "training": dataclasses.asdict(self.training),
-            "image_size": self.image_size,
-        }
+    def trainer_config(self, num_classes: int) -> "TrainerConfig":
+        return TrainerConfig(self.data, self.model, self.training, num_classes)
 
     def validate(self, local: bool = True) -> "PipelineConfig":
         """Raise ConfigError naming the field for any value that cannot work (`local`: paths must exist here)."""
-        from trainer.backbones import BACKBONES
-
         d, m, t, e = self.data, self.model, self.training, self.eval
         _check(d.source in SOURCES, "data.source", f"must be one of {SOURCES}, got {d.source!r}")
         _check(d.source == "image_folder" or d.path, "data.path", "is required when data.source is 'tfrecord'")
@@ -235,7 +308,7 @@ class PipelineConfig:
             _check(getattr(d, name) > 0, f"data.{name}", f"must be > 0 (train, selection and test), got {getattr(d, name)}")
         _check_ratios_sum(self.split_ratios())
         _check(m.backbone in BACKBONES, "model.backbone", f"must be one of {sorted(BACKBONES)}, got {m.backbone!r}")
-        _check(m.strategy in STRATEGIES or m.strategy == AUTO_STRATEGY, "model.strategy",
+        _check(m.strategy in set(Strategy) or m.strategy == AUTO_STRATEGY, "model.strategy",
                f"must be 1, 2, 3 or 'auto', got {m.strategy!r}")
         _check(t.class_weight in CLASS_WEIGHTS, "training.class_weight", f"must be one of {CLASS_WEIGHTS}")
         _check(0.0 < m.unfreeze_fraction <= 1.0, "model.unfreeze_fraction", "must be in (0, 1]")
@@ -243,8 +316,6 @@ class PipelineConfig:
         _check(m.alpha > 0, "model.alpha", "must be > 0")
         _check_image_size(m.image_size, m.backbone)
         if m.backbone == "mobilenet_v2" and m.weights == "imagenet":
-            from trainer.backbones import MOBILENET_V2_IMAGENET_ALPHAS
-
             _check(m.alpha in MOBILENET_V2_IMAGENET_ALPHAS, "model.alpha (--alpha)",
                    f"must be one of {MOBILENET_V2_IMAGENET_ALPHAS} with ImageNet weights, got {m.alpha}")
         weights = m.weights
@@ -256,6 +327,8 @@ class PipelineConfig:
         _check(t.head_epochs >= 1, "training.head_epochs", "must be >= 1")
         _check(t.finetune_epochs >= 0, "training.finetune_epochs", "must be >= 0")
         _check(t.batch_size >= 1, "training.batch_size", "must be >= 1")
+        _check(t.cache_budget_mb >= 0, "training.cache_budget_mb (--cache-budget-mb)",
+               f"must be >= 0 (0: always stream), got {t.cache_budget_mb}")
         _check(0 <= t.feature_views <= 64, "training.feature_views", f"must be in 0..64, got {t.feature_views}")
         _check(t.early_stopping_patience >= 0, "training.early_stopping_patience (--patience)",
                f"must be >= 0, got {t.early_stopping_patience}")
@@ -276,6 +349,63 @@ class PipelineConfig:
         if local and weights not in WEIGHTS_KEYWORDS and "://" not in weights:
             _check_weights_file(weights)
         return self
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Transform's `custom_config`: the raw feature keys and the image side, nothing about training."""
+
+    image_key: str
+    label_key: str
+    image_size: int
+
+    def to_custom_config(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Mapping[str, Any]) -> "TransformConfig":
+        return cls(str(custom_config["image_key"]), str(custom_config["label_key"]), int(custom_config["image_size"]))
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """What the Trainer needs, typed; it crosses the component boundary as a JSON-able `custom_config` (and is
+    what an exported model's training summary records)."""
+
+    data: DataConfig
+    model: ModelConfig
+    training: TrainingConfig
+    num_classes: int
+
+    @property
+    def image_size(self) -> int:
+        return self.model.input_size
+
+    def to_custom_config(self) -> Dict[str, Any]:
+        return {"data": dataclasses.asdict(self.data), "model": dataclasses.asdict(self.model),
+                "training": dataclasses.asdict(self.training), "image_size": self.image_size,
+                "num_classes": self.num_classes}
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Mapping[str, Any]) -> "TrainerConfig":
+        """The typed config back; keys this version does not know (other components' extras) are ignored."""
+        def build(kind, values):
+            names = {f.name for f in dataclasses.fields(kind)}
+            return kind(**{k: v for k, v in (values or {}).items() if k in names})
+
+        model = build(ModelConfig, custom_config["model"])
+        if model.image_size is None:
+            model = dataclasses.replace(model, image_size=int(custom_config["image_size"]))
+        return cls(build(DataConfig, custom_config["data"]), model,
+                   build(TrainingConfig, custom_config["training"]), int(custom_config["num_classes"]))
+
+    def with_hyperparameters(self, values: Optional[Mapping[str, Any]]) -> "TrainerConfig":
+        """The pipeline's (runtime) hyperparameters applied over the training config: the one place they win."""
+        if not values:
+            return self
+        known = {name: values[name] for name in HYPERPARAMETERS if name in values}
+        return dataclasses.replace(self, training=dataclasses.replace(self.training, **check_hyperparameters(
+            {**{n: getattr(self.training, n) for n in HYPERPARAMETERS}, **known})))
 
 
 def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
@@ -308,8 +438,6 @@ def _check_ratios_sum(ratios: Dict[str, int]) -> None:
 
 def _check_image_size(image_size: Optional[int], backbone: str) -> None:
     """None means the backbone's default; anything given must be in [the backbone's minimum, 2048]."""
-    from trainer.backbones import BACKBONES
-
     if image_size is None or backbone not in BACKBONES:
         return
     low = BACKBONES[backbone].min_size
@@ -341,14 +469,20 @@ def _check(ok: Any, field_name: str, message: str) -> None:
         raise ConfigError(f"{field_name} {message}")
 
 
-def demo_config(output_dir: str = "outputs") -> PipelineConfig:
-    """`make demo`: the generated sample, the default backbone, a few epochs, and an honest fallback."""
-    cfg = PipelineConfig()
-    cfg.runtime.output_dir = output_dir
-    cfg.model.allow_random_init = True
-    cfg.training.head_epochs = 5
-    cfg.training.finetune_epochs = 1
-    cfg.training.feature_views = 3  # phase 1 on cached base outputs: the frozen Xception runs 3 times, not 5
-    cfg.eval.accuracy_threshold = 0.6
-    return cfg
+# `make demo` / `run --demo`: the generated sample, the default recipe on fewer epochs, and an honest fallback
+# (random init, said so loudly) where the ImageNet weights cannot be fetched. Applied after parsing, to every
+# field the command line did not set.
+DEMO_PRESET = {
+    "model.allow_random_init": True,
+    "training.head_epochs": 5,
+    "training.finetune_epochs": 1,
+}
 
+
+def apply_demo_preset(cfg: PipelineConfig, given: Set[str] = frozenset()) -> PipelineConfig:
+    """Set DEMO_PRESET's fields ("section.field") on `cfg`, except those named in `given`."""
+    for path, value in DEMO_PRESET.items():
+        if path not in given:
+            section, name = path.split(".")
+            setattr(getattr(cfg, section), name, value)
+    return cfg

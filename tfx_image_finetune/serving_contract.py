@@ -1,6 +1,7 @@
 """What the exported model, the pusher and the clients agree on with TF Serving: names and folder layout.
 
-Importing this is free (TensorFlow is imported inside the one function that reads folders).
+Importing this is free (TensorFlow is imported inside the functions that read folders): the trainer, the
+pusher and the clients all import it without pulling in each other.
 """
 
 import json
@@ -11,7 +12,10 @@ SERVING_SIGNATURE = "serving_default"   # encoded image bytes in
 EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Example in
 IMAGE_INPUT = "image_bytes"  # DT_STRING [batch]; TF Serving REST decodes {"b64": ...} into it
 EXAMPLES_INPUT = "examples"  # DT_STRING [batch]
-OUTPUTS = ("probabilities", "class_ids", "classes")
+# The outputs of both serving signatures: per-class probabilities [batch, classes] in class-id order, the
+# argmax id [batch] (int64) and its class name [batch] (string).
+PROBABILITIES, CLASS_IDS, CLASSES = "probabilities", "class_ids", "classes"
+OUTPUTS = (PROBABILITIES, CLASS_IDS, CLASSES)
 
 ASSETS_EXTRA = "assets.extra"  # TF Serving reads the warmup file here; the rest travels along
 LABELS_FILE = os.path.join(ASSETS_EXTRA, "labels.txt")  # class names, one per line, in class-id order
