@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def beam_args(cfg: PipelineConfig, data: DataLayout) -> List[str]:
-    workers = cfg.runtime.direct_num_workers or os.cpu_count() or 1
-    return local_beam_args(running_mode(cfg.runtime.direct_running_mode, data.local_files), workers)
+    mode = running_mode(cfg.runtime.direct_running_mode, data.local_files)
+    workers = 1 if mode == "in_memory" else cfg.runtime.direct_num_workers or os.cpu_count() or 1
+    return local_beam_args(mode, workers)
 
 
 def plan(cfg: PipelineConfig) -> DataLayout:
@@ -62,6 +63,9 @@ def run(cfg: PipelineConfig, data: Optional[DataLayout] = None) -> Optional[str]
             metadata_connection_config=metadata.sqlite_metadata_connection_config(cfg.metadata_path),
             data=data,
         )
+        from tfx_image_finetune.pipeline import console
+
+        console.expect_components(len(pipeline.components))  # "[ 3/11] StatisticsGen ..."
         LocalDagRunner().run(pipeline)
         return write_report(cfg)
 

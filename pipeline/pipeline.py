@@ -6,7 +6,7 @@ Transform -> Trainer -> Evaluator (with the latest blessed model as baseline) ->
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx

@@ -1,4 +1,4 @@
-"""The edges of a local run: the folder layout checked before TFX is imported, a log file per run, one clear
+"""The edges of a local run: a log file per run (pipeline/console.py), one clear
 line when a run fails, and Ctrl-C / SIGTERM leaving MLMD and the pipeline root clean.
 
 Exit codes of `tfx-image-finetune run`: 0 blessed, 3 not blessed (pipeline.cli), 1 the run failed, 2 bad flags
@@ -7,6 +7,7 @@ or configuration, 130 SIGINT, 143 SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -18,7 +19,7 @@ import time
 import traceback
 from typing import Callable, List, Optional, Tuple
 
-from pipeline.configs import ConfigError, PipelineConfig
+from tfx_image_finetune.config import ConfigError, PipelineConfig
 
 EXIT_FAILED = 1
 EXIT_SIGINT = 130  # 128 + SIGINT
@@ -35,16 +36,6 @@ class RunInterrupted(Exception):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
-def check_image_layout(cfg: PipelineConfig) -> None:
-    """A local image folder's layout (classes, empty classes, split folders), before TFX is imported."""
-    from components.image_folder_example_gen import layout
-
-    d = cfg.data
-    if d.source != "image_folder" or not d.path or "://" in d.path:
-        return
-    layout.check_layout(d.path, layout.split_dirs_of(layout.resolve_split_folders(d.path, d.split_folders)))
-
-
 def new_log_file(output_dir: str) -> str:
     logs = os.path.join(output_dir, "logs")
     os.makedirs(logs, exist_ok=True)
@@ -54,7 +45,7 @@ def new_log_file(output_dir: str) -> str:
 def _last_execution_id(metadata_path: str) -> int:
     if not os.path.exists(metadata_path):
         return 0
-    from pipeline.run_summary import store
+    from tfx_image_finetune.pipeline.run_summary import store
 
     return max((e.id for e in store(metadata_path).get_executions()), default=0)
 
@@ -68,7 +59,7 @@ def _node_of(s, execution) -> str:
 
 def unfinished_and_failed(metadata_path: str, after_id: int) -> Tuple[List[Tuple[str, int, str]], Optional[str]]:
     """([(node, execution id, state)] of this run's executions left RUNNING/NEW, the node that failed last)."""
-    from pipeline.run_summary import State, store
+    from tfx_image_finetune.pipeline.run_summary import State, store
 
     if not os.path.exists(metadata_path):
         return [], None
@@ -87,7 +78,7 @@ def unfinished_and_failed(metadata_path: str, after_id: int) -> Tuple[List[Tuple
 
 def cancel_unfinished(cfg: PipelineConfig, after_id: int) -> List[str]:
     """Marks this run's RUNNING/NEW executions CANCELED in MLMD and removes their output folders."""
-    from pipeline.run_summary import State, store
+    from tfx_image_finetune.pipeline.run_summary import State, store
 
     unfinished, _ = unfinished_and_failed(cfg.metadata_path, after_id)
     if not unfinished:
@@ -115,14 +106,8 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
         after: Callable[[PipelineConfig], Optional[int]], stderr=None) -> int:
     """Runs `runner(cfg)`, then `after(cfg)`; returns the exit code (`after`'s, once the run went through).
     Config errors propagate (exit 2)."""
-    stderr = stderr or sys.stderr
     os.makedirs(cfg.runtime.output_dir, exist_ok=True)
     log_file = new_log_file(cfg.runtime.output_dir)
-    handler = logging.FileHandler(log_file)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    root.addHandler(handler)
     start_id = _last_execution_id(cfg.metadata_path)
     saved_env = {name: os.environ.get(name) for name in ("PYTHONPATH", "TFX_IMAGE_FINETUNE_RUN_PID")}
     quiet_shutdown()
@@ -140,6 +125,13 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
         interrupted.append(signum)
         raise RunInterrupted(signum)
 
+    from tfx_image_finetune.pipeline import console
+
+    # Everything at INFO to the log file; on the console the progress lines and the warnings that matter, or
+    # everything with --verbose (pipeline/console.py).
+    output = contextlib.ExitStack()
+    output.enter_context(console.run_output(log_file, verbose=bool(getattr(cfg.runtime, "verbose", False))))
+    stderr = stderr or sys.stderr  # once in run_output: quiet, sys.stderr is the console itself
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
@@ -154,7 +146,10 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
             raise RunInterrupted(interrupted[0])
         for sig, handler_before in previous.items():
             signal.signal(sig, handler_before)
-        return after(cfg) or 0
+        code = after(cfg) or 0
+        sys.stdout.flush()  # the summary first: the last line says where everything else went
+        print(f"Log: {log_file}", flush=True)
+        return code
     except RunInterrupted as err:
         _log_traceback(log_file)
         cancelled = cancel_unfinished(cfg, start_id)
@@ -185,8 +180,7 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
         threading.excepthook = threading.__excepthook__
         for sig, handler_before in previous.items():
             signal.signal(sig, handler_before)
-        root.removeHandler(handler)
-        handler.close()
+        output.close()
 
 
 QUIET_SHUTDOWN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quiet_shutdown")
@@ -217,7 +211,7 @@ def _log_traceback(log_file: str) -> None:
 
 def _print_ingest(cfg: PipelineConfig, start_id: int, stream) -> None:
     try:
-        from pipeline import run_summary
+        from tfx_image_finetune.pipeline import run_summary
 
         for line in run_summary.ingest_lines(*run_summary.kept_ingest_report(cfg.pipeline_root, start_id)):
             print(line, file=stream)

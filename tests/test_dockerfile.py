@@ -43,14 +43,13 @@ def test_the_lock_is_installed_then_the_package_without_dependencies():
     assert package_install, "the package itself is installed with --no-deps (the lock's versions stay)"
     i_pkg = package_install[0][0]
     assert i_pkg > lock_install[0] and copied_at["setup.py"] < i_pkg
-    # Every top-level package setup.py lists is in the image before it is installed.
-    top_level = {name.split(".")[0] for name in _setup_packages()}
-    missing = {pkg for pkg in top_level if copied_at.get(pkg, i_pkg) >= i_pkg}
+    # Every folder setup.py maps into the package is in the image before it is installed.
+    missing = {folder for folder in _setup_folders() if copied_at.get(folder, i_pkg) >= i_pkg}
     assert not missing, f"not copied into the image before the install: {sorted(missing)}"
 
 
-def test_schema_lands_where_the_compiled_spec_points():
-    workdir, dest = "/", {}
+def test_schema_lands_where_the_compiled_spec_points_and_no_source_where_components_run():
+    workdir, dest, removed = "/", {}, set()
     for op, arg in _instructions():
         if op == "WORKDIR":
             workdir = os.path.join(workdir, arg)
@@ -58,20 +57,46 @@ def test_schema_lands_where_the_compiled_spec_points():
             *sources, target = shlex.split(arg)
             for src in sources:
                 dest[src] = os.path.normpath(os.path.join(workdir, target))
-    assert dest["schema"] == CloudConfig().image_schema_dir == "/pipeline/schema"
+        elif op == "RUN":
+            removed.update(m for m in re.findall(r"rm -rf (\S+)", arg))
+    assert os.path.dirname(dest["schema/schema.pbtxt"] + "/x") == CloudConfig().image_schema_dir == "/pipeline/schema"
     assert os.path.isfile(os.path.join(REPO, "schema", "schema.pbtxt"))
+    sources = {dest[folder] for folder in _setup_folders()}
+    assert all(os.path.dirname(path) in removed for path in sources)  # built, then gone
+    assert workdir == "/pipeline" and not any(path.startswith(workdir + "/") for path in sources)
 
 
-def _setup_packages():
+def _setup_folders():
+    """The repository folders setup.py maps into the package (its NAME folder and FOLDERS)."""
     setup = open(os.path.join(REPO, "setup.py")).read()
-    return set(re.findall(r'"([\w.]+)"', re.search(r"packages=\[(.*?)\]", setup, re.S).group(1)))
+    folders = re.findall(r'"(\w+)"', re.search(r"FOLDERS = \[(.*?)\]", setup, re.S).group(1))
+    return [re.search(r'NAME = "(\w+)"', setup).group(1)] + folders
 
 
-def test_setup_installs_every_package_of_the_source_tree():
-    """A non-editable install (the image's) has exactly the packages the code imports from."""
-    found = set()
-    for top in ("pipeline", "components", "trainer", "kubeflow", "schema"):
-        for folder, _, files in os.walk(os.path.join(REPO, top)):
+def test_the_installed_distribution_has_one_top_level_name_and_every_package(tmp_path):
+    """A wheel (what the image installs) holds `tfx_image_finetune` only, with every source package below it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import shutil
+
+    source = tmp_path / "src"  # a copy: setuptools builds in the tree it is given (build/, *.egg-info)
+    for folder in _setup_folders():
+        shutil.copytree(os.path.join(REPO, folder), source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(REPO, "setup.py"), source / "setup.py")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"tfx_image_finetune"}
+    installed = {os.path.dirname(n).replace("/", ".") for n in names if n.endswith("/__init__.py")}
+    expected = {"tfx_image_finetune"}
+    for folder in _setup_folders()[1:]:
+        for path, _, files in os.walk(os.path.join(REPO, folder)):
             if "__init__.py" in files:
-                found.add(os.path.relpath(folder, REPO).replace(os.sep, "."))
-    assert _setup_packages() == found
+                expected.add("tfx_image_finetune." + os.path.relpath(path, REPO).replace(os.sep, "."))
+    assert installed == expected
+    assert "tfx_image_finetune/schema/schema.pbtxt" in names
+    assert "tfx_image_finetune/pipeline/quiet_shutdown/sitecustomize.py" in names

@@ -10,7 +10,6 @@ import threading
 import time
 
 from tfx_image_finetune.pipeline import demo_data
-from tfx_image_finetune.pipeline import run_summary as md
 from tests.conftest import last_states
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +63,7 @@ def test_interrupted_runs_are_recorded_cleaned_and_resumed(tmp_path):
     out = str(tmp_path / "out")
 
     # Ctrl-C while ExampleGen's Beam workers run (multi-processing): the terminal signals the whole group.
-    code, output = _run_until(_flags(data, out, 500, "multi_processing"), "Worker: severity", signal.SIGINT,
+    code, output = _run_until(_flags(data, out, 500, "multi_processing") + ["--verbose"], "Worker: severity", signal.SIGINT,
                               group=True)
     assert code == 130, output[-3000:]
     last = output.strip().splitlines()[-1]

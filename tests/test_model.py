@@ -148,9 +148,9 @@ def test_best_weights_across_both_phases_are_restored():
     train = tf.data.Dataset.from_tensor_slices((x, tf.constant([1.0] * 32 + [0.0] * 32))).shuffle(64, seed=1).batch(16)
     exceptions = tf.constant([0.0] * 4 + [1.0] * 28 + [1.0] * 4 + [0.0] * 28)  # 8 of 64 labelled the other way
     selection = tf.data.Dataset.from_tensor_slices((x, exceptions)).batch(16)
-    training = {"head_epochs": 3, "finetune_epochs": 2, "head_learning_rate": 0.05,
-                "finetune_learning_rate": 0.5, "early_stopping_patience": 10}
-    history = train_two_phases(model, base, train, selection, 2, {"strategy": 1}, training, log_dir="/tmp/unused_tb")
+    training = TrainingConfig(head_epochs=3, finetune_epochs=2, head_learning_rate=0.05,
+                              finetune_learning_rate=0.5, early_stopping_patience=10, feature_views=0)
+    history = train_two_phases(model, base, train, selection, 2, _cfg(strategy=1), training, log_dir="/tmp/unused_tb")
     assert [row["phase"] for row in history["epochs"]] == [1, 1, 1, 2, 2]
     val_losses = [row["val_loss"] for row in history["epochs"]]
     assert val_losses[0] > val_losses[1] > val_losses[2], val_losses  # phase 1 learns: its epochs differ

@@ -34,7 +34,6 @@ def _test_examples(first_run):
 
 def test_a_restored_model_answers_as_the_blessed_model(first_run, blessed):
     model_cfg = first_run.model
-    size = first_run.image_size
     examples = _test_examples(first_run)
     tft_output = tft.TFTransformOutput(md.latest_artifact_uri(first_run.metadata_path, "TransformGraph"))
     raw = tf.io.parse_example(examples, {"image": tft_output.raw_feature_spec()["image"]})

@@ -15,7 +15,6 @@ EXAMPLES_INPUT = "examples"  # DT_STRING [batch]
 # The outputs of both serving signatures: per-class probabilities [batch, classes] in class-id order, the
 # argmax id [batch] (int64) and its class name [batch] (string).
 PROBABILITIES, CLASS_IDS, CLASSES = "probabilities", "class_ids", "classes"
-OUTPUTS = (PROBABILITIES, CLASS_IDS, CLASSES)
 
 ASSETS_EXTRA = "assets.extra"  # TF Serving reads the warmup file here; the rest travels along
 LABELS_FILE = os.path.join(ASSETS_EXTRA, "labels.txt")  # class names, one per line, in class-id order

@@ -18,6 +18,7 @@ from typing import Any, Dict, List
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from tfx_image_finetune.trainer.keras2 import without_layer_traces
 from tfx_image_finetune.trainer.model import probabilities
 from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                                  IMAGE_INPUT, LABELS_FILE, PROBABILITIES, SERVING_SIGNATURE,
@@ -25,6 +26,22 @@ from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, EXAMPLES_IN
 from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids
 
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)
+# The Evaluator's signatures decode at most this many images at a time, whatever batch TFMA hands them (it
+# grows its batches while they fit, and decoded images are ~100x their JPEGs: TFX issue 5777).
+EVALUATION_CHUNK = 32
+
+
+@tf.autograph.experimental.do_not_convert  # a plain graph loop: fn is called as is, not converted
+def in_chunks(fn, examples: tf.Tensor, chunk: int = EVALUATION_CHUNK) -> tf.Tensor:
+    """fn(examples) computed `chunk` rows at a time and concatenated (memory bounded by the chunk)."""
+    steps = (tf.shape(examples)[0] + chunk - 1) // chunk
+
+    def body(i, pieces):
+        return i + 1, pieces.write(i, tf.cast(fn(examples[i * chunk:(i + 1) * chunk]), tf.float32))
+
+    start = (tf.constant(0), tf.TensorArray(tf.float32, size=steps, infer_shape=False))
+    _, pieces = tf.while_loop(lambda i, _: i < steps, body, start)
+    return pieces.concat()
 IMAGES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_INPUT)
 
 
@@ -60,15 +77,21 @@ class ServingModule(tf.Module):
     def serve_examples(self, examples):
         return self._outputs(self._transform_images(examples))
 
-    @tf.function(input_signature=[EXAMPLES_SPEC])
-    def transform_features(self, examples):
+    def _label_ids(self, examples):
         parsed = tf.io.parse_example(examples, {**self._image_spec, **self._label_spec})
-        return {LABEL_XF: checked_label_ids(parsed[self._label_key], self.tft_layer(parsed)[LABEL_XF])}
+        return checked_label_ids(parsed[self._label_key], self.tft_layer(parsed)[LABEL_XF])
+
+    def _score(self, examples):
+        probs = self._outputs(self._transform_images(examples))[PROBABILITIES]
+        return probs[:, 1] if self.num_classes == 2 else probs
+
+    @tf.function(input_signature=[EXAMPLES_SPEC])
+    def transform_features(self, examples):  # the Transform layer decodes the images too: chunked as well
+        return {LABEL_XF: tf.cast(in_chunks(self._label_ids, examples), tf.int64)}
 
     @tf.function(input_signature=[EXAMPLES_SPEC])
     def evaluation(self, examples):
-        probs = self._outputs(self._transform_images(examples))[PROBABILITIES]
-        return {"score": probs[:, 1] if self.num_classes == 2 else probs}
+        return {"score": in_chunks(self._score, examples)}
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         return {
@@ -82,7 +105,8 @@ class ServingModule(tf.Module):
 def export_saved_model(module: ServingModule, export_dir: str, class_names: List[str],
                        summary: Dict[str, Any], warmup_images: List[bytes]) -> None:
     """The SavedModel plus assets.extra/: labels, the training summary, and TF Serving warmup requests."""
-    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    with without_layer_traces():
+        tf.saved_model.save(module, export_dir, signatures=module.signatures())
     tf.io.gfile.makedirs(os.path.dirname(os.path.join(export_dir, LABELS_FILE)))
     with tf.io.gfile.GFile(os.path.join(export_dir, LABELS_FILE), "w") as f:
         f.write("".join(f"{name}\n" for name in class_names))

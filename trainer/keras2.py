@@ -5,6 +5,7 @@ Also tells TF 2.16's autograph not to convert tf_keras' own code: its skip list 
 MobileNetV2 fit() took its first step, 5 s with this rule).
 """
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -22,4 +23,21 @@ try:
 except ImportError:  # a TF without this module: nothing to fix
     pass
 
-__all__ = ["keras", "tf"]
+
+
+@contextlib.contextmanager
+def without_layer_traces():
+    """tf.saved_model.save of a module holding a Keras model also traces every layer's call function (Keras'
+    own metadata, for keras.models.load_model). The exported model is used through its signatures only (TF
+    Serving, TFMA, the clients) and warm start reads its variables, so skip the traces (measured here with
+    MobileNetV2-0.35: save 22 -> 5 s, tf.saved_model.load 6.7 -> 1.7 s)."""
+    try:
+        from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
+    except ImportError:  # another tf_keras layout: save with traces, as before
+        yield
+        return
+    with keras_option_scope(save_traces=False):
+        yield
+
+
+__all__ = ["keras", "tf", "without_layer_traces"]

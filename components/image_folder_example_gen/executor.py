@@ -20,7 +20,7 @@ from tfx.utils import proto_utils
 
 from tfx_image_finetune.components.image_folder_example_gen import layout
 from tfx_image_finetune.components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
-from tfx_image_finetune.config import FILENAME_FEATURE, SELECTION_SPLIT, TRAIN_SPLIT
+from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY, SELECTION_SPLIT, TRAIN_SPLIT
 
 SELECTION_PERCENT_KEY = "selection_percent"
 REPORT_FILE = "report.json"
