@@ -51,7 +51,7 @@ def subset(src: str, dst: str, per_class: int) -> str:
 
 def run_recipe(args: argparse.Namespace, data: str) -> dict:
     """The guide's script: augmentation -> Rescaling -> base(training=False) -> GAP -> Dropout -> Dense(1)."""
-    from trainer.keras2 import keras, tf  # tf_keras, with the autograph rule that keeps fit() fast
+    from tfx_image_finetune.trainer.keras2 import keras, tf  # tf_keras, with the autograph rule that keeps fit() fast
 
     start = time.monotonic()
     size = (args.image_size, args.image_size)
@@ -82,8 +82,8 @@ def run_recipe(args: argparse.Namespace, data: str) -> dict:
 
 
 def run_pipeline(args: argparse.Namespace, data: str, output: str) -> dict:
-    from pipeline import local_runner, run_summary
-    from pipeline.configs import PipelineConfig
+    from tfx_image_finetune.pipeline import local_runner, run_summary
+    from tfx_image_finetune.config import PipelineConfig
 
     cfg = PipelineConfig()
     cfg.data.path = data

@@ -18,8 +18,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from trainer.keras2 import keras, tf
-from trainer.strategy import probe_accuracy, similarity_score
+from tfx_image_finetune.trainer.keras2 import keras, tf
+from tfx_image_finetune.trainer.strategy import probe_accuracy, similarity_score
 
 
 def features(images: np.ndarray, weights: str, size: int) -> np.ndarray:

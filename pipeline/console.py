@@ -87,6 +87,7 @@ FD2_NOISE: Tuple[str, ...] = (
     r"TF-TRT Warning: Could not find TensorRT",
     # TF 2.16 logs a W line each time a tf.data iterator reaches its end (every epoch, evaluation, export).
     r"Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence",
+    r"^\s*\[\[\{\{node IteratorGetNext\}\}\]\]\s*$",  # the same message's continuation lines
 )
 
 # The filter fd 2 is routed through in quiet mode: a process of its own, so that what a crashing run writes last
