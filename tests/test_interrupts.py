@@ -18,7 +18,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _flags(data, out, head_epochs, beam_mode="in_memory"):
     return ["run", "--data", data, "--output", out, "--backbone", "mobilenet_v2", "--alpha", "0.35",
             "--image-size", "64", "--weights", "none", "--head-epochs", str(head_epochs), "--finetune-epochs", "0",
-            "--batch-size", "4", "--accuracy-threshold", "0", "--beam-mode", beam_mode, "--no-servable-check"]
+            "--batch-size", "4", "--accuracy-threshold", "0", "--beam-mode", beam_mode, "--no-servable-check",
+            "--feature-views", "0"]  # phase 1 on images: 500 epochs keep the Trainer busy for the signal
 
 
 def _run_until(args, marker, signum, timeout=420, group=False):

@@ -59,11 +59,19 @@ def _examples(images):
 
 
 def _keras_probabilities(cfg, pushed, images):
-    """The Keras model on the Transform artifact's output (applied outside the serving graph), as probabilities."""
+    """The Keras model on the Transform artifact's output (applied outside the serving graph), as probabilities.
+
+    The Keras model is rebuilt from the config and given the pushed version's variables (the SavedModel keeps
+    no Keras layer traces: it is used through its signatures)."""
+    from tfx_image_finetune.trainer.model import build_model
+    from tfx_image_finetune.trainer.warm_start import restore
+
     transform_uri = glob.glob(os.path.join(cfg.pipeline_root, "Transform", "transform_graph", "*"))[0]
     raw = {"image": tf.constant([[data] for data in images]), "label": tf.constant([[b"night"]] * len(images))}
     transformed = tft.TFTransformOutput(transform_uri).transform_raw_features(raw)[IMAGE_XF]
-    logits = pushed.model(transformed, training=False).numpy()
+    model, _ = build_model(cfg.model, 2, None)
+    restore(model, _version_dir(cfg))
+    logits = model(transformed, training=False).numpy()
     assert logits.shape == (len(images), 1)  # two classes: one logit, sigmoid
     positive = 1 / (1 + np.exp(-logits[:, 0].astype(np.float64)))
     return np.stack([1 - positive, positive], axis=1)
