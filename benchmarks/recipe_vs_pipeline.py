@@ -142,6 +142,7 @@ def main(argv=None) -> int:
     print(common.machine_line())
     print(common.settings_line(args))
     work = args.output or tempfile.mkdtemp(prefix="recipe_vs_pipeline-")
+    os.makedirs(work, exist_ok=True)
     try:
         data = subset(args.data, os.path.join(work, "data"), args.per_class) if args.per_class else args.data
         pipeline = run_pipeline(args, data, os.path.join(work, "pipeline"), equal_budget=True)

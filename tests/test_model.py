@@ -161,6 +161,32 @@ def test_best_weights_across_both_phases_are_restored():
     assert restored == pytest.approx(val_losses[2], rel=1e-4)
 
 
+def test_one_repeated_iterator_gives_each_epoch_exactly_one_pass():
+    """With the example count known, fit() runs over train_ds.repeat() with steps_per_epoch (no iterator torn
+    down per epoch). Each epoch must still be one whole pass, partial last batch included: the weights equal
+    those of Keras' own per-epoch iterators over the same unshuffled batches."""
+    from tfx_image_finetune.trainer.train import train_two_phases
+
+    x = tf.random.uniform([60, 16, 16, 3], -1.0, 1.0, seed=4)  # 60 = 3 batches of 16 + one of 12
+    y = tf.cast(tf.reduce_mean(x, axis=[1, 2, 3]) > 0, tf.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    training = TrainingConfig(head_epochs=2, finetune_epochs=2, head_learning_rate=0.05, finetune_learning_rate=0.05,
+                              early_stopping_patience=10, feature_views=0, batch_size=16)
+    weights, histories = [], []
+    for train_examples in (None, 60):
+        keras.utils.set_random_seed(0)
+        base = keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()])
+        inputs = keras.Input((16, 16, 3))
+        model = keras.Model(inputs, keras.layers.Dense(1)(base(inputs, training=False)))
+        histories.append(train_two_phases(model, base, data, data, 2, _cfg(strategy=1), training, "/tmp/unused_tb",
+                                          train_examples=train_examples))
+        weights.append(model.get_weights())
+    assert [len(h["epochs"]) for h in histories] == [4, 4]
+    assert all(row["epoch_seconds"] > 0 for row in histories[1]["epochs"])
+    for per_epoch, repeated in zip(*weights):
+        np.testing.assert_allclose(per_epoch, repeated, rtol=1e-5, atol=1e-6)
+
+
 def test_phase_one_on_cached_features_trains_the_models_own_head():
     """The head fitted on cached pooled features is the model's head: the whole model on images then gives
     the head's selection loss, the base is untouched, and each view is a different augmentation."""

@@ -128,7 +128,7 @@ def run_fn(fn_args) -> None:
         model, base, train_ds, eval_ds,
         len(names), model_cfg, training_cfg, fn_args.model_run_dir, distribution,
         class_weight={names.index(n): w for n, w in class_weight.items()} if class_weight else None,
-        feature_budget_bytes=data_input["feature_budget_bytes"],
+        feature_budget_bytes=data_input["feature_budget_bytes"], train_examples=sum(train_counts.values()),
     )
     history.update({"classes": names, "train_examples_per_class": train_counts,
                     "weights": model_cfg.weights if weights else "none (random init)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -13,6 +14,22 @@ from tfx_image_finetune.trainer.keras2 import keras, tf
 from tfx_image_finetune.config import ModelConfig, Strategy, TrainingConfig
 from tfx_image_finetune.trainer.cached_features import cached_phase_one
 from tfx_image_finetune.trainer.model import compile_model, set_phase
+
+log = logging.getLogger(__name__)
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Each epoch's wall time, validation included (history.json's `epoch_seconds`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: List[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.monotonic() - self._start, 2))
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -61,18 +78,25 @@ def train_two_phases(
     distribution: Optional[tf.distribute.Strategy] = None,
     class_weight: Optional[Dict[int, float]] = None,
     feature_budget_bytes: Optional[int] = None,
+    train_examples: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing.
 
     With `training_cfg.feature_views` > 0, phase 1 fits the head on cached base outputs (cached_features),
     within `feature_budget_bytes`. `seconds` in the result: computing features and each phase's fit.
+    With `train_examples` known, the image epochs run over one repeated iterator (`steps_per_epoch` of one
+    pass): Keras otherwise makes and destroys a tf.data iterator every epoch, which stalled for up to ~9 s
+    per epoch here (a shuffle buffer of decoded images torn down).
     """
     keeper = KeepBestWeights(model)
     rows: List[Dict[str, Any]] = []
     seconds: Dict[str, float] = {}
     epochs_done = 0
     for phase, epochs, learning_rate in phases(model_cfg, training_cfg):
-        fitted, train_data, eval_data = model, train_ds, eval_ds
+        fitted, train_data, eval_data, steps = model, train_ds, eval_ds, None
+        if train_examples:
+            steps = math.ceil(train_examples / training_cfg.batch_size)
+            train_data = train_ds.repeat()
         with (distribution or tf.distribute.get_strategy()).scope():
             set_phase(base, phase, model_cfg)
             views = training_cfg.feature_views
@@ -82,9 +106,10 @@ def train_two_phases(
                                           training_cfg.seed, feature_budget_bytes)
                 seconds["features"] = round(time.monotonic() - start, 1)
                 if cached:
-                    fitted, train_data, eval_data = cached
+                    (fitted, train_data, eval_data), steps = cached, None
             compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
-        callbacks = [keeper, keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
+        clock = EpochClock()
+        callbacks = [clock, keeper, keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
         if training_cfg.early_stopping:
             callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss",
                                                               patience=training_cfg.early_stopping_patience))
@@ -94,13 +119,16 @@ def train_two_phases(
             validation_data=eval_data,
             initial_epoch=epochs_done,
             epochs=epochs_done + epochs,
+            steps_per_epoch=steps,
             callbacks=callbacks,
             class_weight=class_weight,
             verbose=2,
         )
         seconds[f"phase_{phase}"] = round(time.monotonic() - start, 1)
+        log.info("phase %d: fit %.1f s, of which epochs %.1f s", phase, seconds[f"phase_{phase}"], sum(clock.seconds))
         for i, epoch in enumerate(history.epoch):
-            row = {"epoch": epoch + 1, "phase": phase, "trainable_params": _count(model.trainable_weights)}
+            row = {"epoch": epoch + 1, "phase": phase, "trainable_params": _count(model.trainable_weights),
+                   "epoch_seconds": clock.seconds[i]}
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
