@@ -92,11 +92,10 @@ def train_two_phases(
     rows: List[Dict[str, Any]] = []
     seconds: Dict[str, float] = {}
     epochs_done = 0
+    image_steps = math.ceil(train_examples / training_cfg.batch_size) if train_examples else None
+    image_train = train_ds.repeat() if image_steps else train_ds
     for phase, epochs, learning_rate in phases(model_cfg, training_cfg):
-        fitted, train_data, eval_data, steps = model, train_ds, eval_ds, None
-        if train_examples:
-            steps = math.ceil(train_examples / training_cfg.batch_size)
-            train_data = train_ds.repeat()
+        fitted, train_data, eval_data, steps = model, image_train, eval_ds, image_steps
         with (distribution or tf.distribute.get_strategy()).scope():
             set_phase(base, phase, model_cfg)
             views = training_cfg.feature_views
@@ -106,7 +105,8 @@ def train_two_phases(
                                           training_cfg.seed, feature_budget_bytes)
                 seconds["features"] = round(time.monotonic() - start, 1)
                 if cached:
-                    (fitted, train_data, eval_data), steps = cached, None
+                    fitted, train_data, eval_data = cached
+                    steps = None  # the in-memory features: Keras' own epoch of one pass
             compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
         clock = EpochClock()
         callbacks = [clock, keeper, keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
