@@ -74,6 +74,9 @@ NOISE: Tuple[Tuple[str, str], ...] = (
     # Beam's FnApiRunner, once per Beam component in `in_memory` mode (the demo's `auto` choice), where the
     # direct_num_workers passed for the other modes (one per core) does not apply.
     ("apache_beam.runners.portability.fn_api_runner.fn_runner", r"If direct_num_workers is not equal to 1"),
+    # TFMA trying tf_keras' loader on the exported model, which is saved without Keras metadata on purpose
+    # (trainer/export.py: no layer traces); it then serves the model's signatures, as intended.
+    ("tensorflow", r"SavedModel saved prior to TF 2\.5 detected when loading Keras model"),
 )
 
 # Lines on fd 2 (TF's C++ logging, in this process and in each Beam worker that imports TF) that are only noise

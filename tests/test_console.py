@@ -110,7 +110,7 @@ def test_verbose_console_shows_every_record_as_the_file_does(tmp_path):
     assert not [line for line in shown if line.startswith("[")]  # TFX's own records, not progress lines
 
 
-# Measured on `run --demo` (each is NOISE: module doc); the logger and the message as they were logged.
+# Measured on `run --demo` and the README real-data run (each is NOISE: module doc); logger and message as logged.
 MEASURED_NOISE = [
     ("absl", "ArtifactQuery.property_predicate is not supported."),
     ("tensorflow", "From /x/tensorflow_model_analysis/writers/metrics_plots_and_validations_writer.py:112: "
@@ -122,6 +122,10 @@ MEASURED_NOISE = [
              "function. This  re-initialization can have significant impact on performance. Consider lifting  "
              "them out of the graph context using  `tf.init_scope`.: label_ids/text_file_init/"
              "InitializeTableFromTextFileV2"),
+    ("tensorflow", "SavedModel saved prior to TF 2.5 detected when loading Keras model. Please ensure that you are "
+                   "saving the model with model.save() or tf.keras.models.save_model(), *NOT* "
+                   "tf.saved_model.save(). To confirm, there should be a file named \"keras_metadata.pb\" in the "
+                   "SavedModel directory."),
 ]
 
 
