@@ -13,6 +13,7 @@ from typing import List, Optional
 from tfx_image_finetune.config import ConfigError, PipelineConfig, apply_demo_preset
 from tfx_image_finetune.pipeline import flags
 from tfx_image_finetune.pipeline.predict import ServingError
+from tfx_image_finetune.pipeline.run_guard import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, EXIT_USAGE  # noqa: F401
 
 
 
@@ -89,34 +90,14 @@ def _quiet_library_warnings() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
 
 
-# Exit codes of `run` (README; pipeline/run_guard.py has 1, 130 and 143): the verdict is in the code.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3  # EXIT_OK: blessed (run), done (others)
-
-
 def _run(cfg: PipelineConfig) -> int:
-    from tfx_image_finetune.pipeline import local_runner, run_guard  # light: checks come before TF/TFX imports
+    """The checks (before TF or TFX is imported), then the run in a process of its own (pipeline/supervisor.py)."""
+    from tfx_image_finetune.pipeline import local_runner, supervisor
     from tfx_image_finetune.pipeline.output_lock import output_lock
 
-    reports = []  # the report this run wrote (None if it could not be written)
-    with output_lock(cfg.runtime.output_dir):  # held until the verdict is read: no other run can change it
+    with output_lock(cfg.runtime.output_dir) as lock_fd:  # held until the verdict is read: no other run changes it
         data = local_runner.plan(cfg)  # config validated, demo images written, layout checked and counted
-
-        def run_pipeline(cfg: PipelineConfig) -> None:
-            reports.append(local_runner.run(cfg, data))
-
-        return run_guard.run(cfg, run_pipeline, lambda cfg: _closing_lines(cfg, reports[-1] if reports else None))
-
-
-def _closing_lines(cfg: PipelineConfig, report: Optional[str]) -> int:
-    """What the run did (ingested and skipped files, strategy, baseline, verdict, push, report); the exit code."""
-    from tfx_image_finetune.pipeline import run_summary  # MLMD and TFMA: only once there is a run to describe
-
-    for line in run_summary.ingest_lines(*run_summary.ingest_report(cfg.metadata_path)):
-        print(line)
-    print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
-    if report:
-        print(f"Report: {os.path.abspath(report)}")
-    return EXIT_OK if run_summary.blessed(cfg.metadata_path) else EXIT_NOT_BLESSED
+        return supervisor.run(cfg, data, lock_fd)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -250,7 +250,7 @@ def _uses_fd2(stream) -> bool:
 
 
 @contextlib.contextmanager
-def _fd2_through_filter(log_file: str, patterns: Sequence[str]) -> Iterator[Optional[int]]:
+def fd2_through_filter(log_file: str, patterns: Sequence[str]) -> Iterator[Optional[int]]:
     """fd 2 of this process (and so of every process it starts) into the filter; yields the console's fd (a
     duplicate of the former fd 2), or None where that cannot be done."""
     if os.name != "posix":
@@ -329,7 +329,7 @@ def run_output(log_file: str, verbose: bool = False, stream: Optional[TextIO] = 
             if saved_tf_cpp is None:
                 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # read by TF on import, here and in the Beam workers
             if redirect_fd2 if redirect_fd2 is not None else _uses_fd2(stream):
-                console_fd = undo.enter_context(_fd2_through_filter(log_file, FD2_NOISE))
+                console_fd = undo.enter_context(fd2_through_filter(log_file, FD2_NOISE))
                 if console_fd is not None and _uses_fd2(stream):
                     # Python's own writes to the console go straight to it, not through the filter.
                     direct = open(os.dup(console_fd), "w", buffering=1, errors="backslashreplace",

@@ -3,6 +3,9 @@
 An exclusive `flock` on <output>/.run.lock, held for the whole run and released by the kernel when the
 process ends however it ends (no stale lock after a crash). The file names the holder, so the second run can
 say which run it waits for. Local folders only: the cloud runners have their own run identity.
+
+The run's own process (pipeline/supervisor.py) inherits the locked descriptor, so the lock stays held while
+either process lives; `inherited` tells that process it holds the lock already.
 """
 
 from __future__ import annotations
@@ -12,22 +15,32 @@ import datetime
 import fcntl
 import os
 import sys
-from typing import Iterator
+from typing import Dict, Iterator, Optional
 
 LOCK_FILE = ".run.lock"
-_held = set()  # output folders this process holds: taking the lock again inside is a no-op
+_held: Dict[str, Optional[int]] = {}  # output folder -> locked descriptor this process holds (None: inherited)
 
 
 class OutputInUseError(RuntimeError):
     """Another run holds the output folder."""
 
 
+def _lock_path(output_dir: str) -> str:
+    return os.path.realpath(os.path.join(output_dir, LOCK_FILE))
+
+
+def inherited(output_dir: str) -> None:
+    """This process holds the folder's lock through a descriptor its parent locked and passed on."""
+    _held[_lock_path(output_dir)] = None
+
+
 @contextlib.contextmanager
-def output_lock(output_dir: str) -> Iterator[None]:
+def output_lock(output_dir: str) -> Iterator[Optional[int]]:
+    """Holds the folder's lock; yields the locked descriptor (None where the lock was already held)."""
     os.makedirs(output_dir, exist_ok=True)
-    path = os.path.realpath(os.path.join(output_dir, LOCK_FILE))
+    path = _lock_path(output_dir)
     if path in _held:
-        yield
+        yield None
         return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -41,11 +54,11 @@ def output_lock(output_dir: str) -> Iterator[None]:
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, started {started}: {' '.join(sys.argv)}\n".encode(), 0)
-        _held.add(path)
+        _held[path] = fd
         try:
-            yield
+            yield fd
         finally:
-            _held.discard(path)
+            _held.pop(path, None)
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

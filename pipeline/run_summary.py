@@ -8,19 +8,9 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
-
 from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
+from tfx_image_finetune.pipeline.executions import State, store  # noqa: F401 - State: for callers
 from tfx_image_finetune.serving_contract import versions
-
-State = metadata_store_pb2.Execution.State
-
-
-def store(metadata_path: str) -> mlmd.MetadataStore:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    return mlmd.MetadataStore(config)
 
 
 def execution_seconds(metadata_path: str) -> Dict[str, float]:

@@ -117,7 +117,7 @@ def predict_cli(capsys, *argv):
 
 def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
     """{node id: state of its latest execution} (COMPLETE, CACHED, FAILED, ...), read from MLMD."""
-    from tfx_image_finetune.pipeline.run_summary import State, store
+    from tfx_image_finetune.pipeline.executions import State, store
 
     s = store(metadata_path)
     out = {}

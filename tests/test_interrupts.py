@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM during a real `tfx-image-finetune run`: one line, exit 130/143, MLMD and folders clean,
-and the rerun resumes from the cached steps."""
+and the rerun resumes from the cached steps; a run killed with SIGKILL is cleaned up by the next one."""
 
 import glob
 import os
@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import psutil
 
 from tfx_image_finetune.pipeline import demo_data
 from tests.conftest import last_states
@@ -22,9 +24,10 @@ def _flags(data, out, head_epochs, beam_mode="in_memory"):
             "--feature-views", "0"]  # phase 1 on images: 500 epochs keep the Trainer busy for the signal
 
 
-def _run_until(args, marker, signum, timeout=420, group=False):
+def _run_until(args, marker, signum, timeout=420, group=False, after_signal=None):
     """Runs the CLI; once `marker` appears in its output, sends `signum` (to its whole process group, as a
-    terminal's Ctrl-C does, if `group`). Returns (exit code, output)."""
+    terminal's Ctrl-C does, if `group`), then calls `after_signal(the CLI's psutil.Process, its children before
+    the signal)`. Returns (exit code, output)."""
     proc = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.pipeline.cli"] + args, cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     lines, seen = [], threading.Event()
@@ -40,7 +43,11 @@ def _run_until(args, marker, signum, timeout=420, group=False):
     if marker:
         assert seen.wait(timeout), "".join(lines[-40:])
         time.sleep(2)
+        cli = psutil.Process(proc.pid)
+        children = cli.children(recursive=True)
         os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
+        if after_signal:
+            after_signal(cli, children)
     code = proc.wait(timeout=timeout)
     reader.join(10)
     return code, "".join(lines)
@@ -56,6 +63,18 @@ def _check_clean(cfg_out, node, pipeline_name="tfx-image-finetune"):
         f"partial {node} output left behind: {outputs}"
     assert glob.glob(os.path.join(cfg_out, "logs", "run-*.log"))
     return states
+
+
+def _only_complete_outputs(out):
+    """Every output folder on disk (<node>/<key>/<execution id>, temporary ones too) is a COMPLETE execution's."""
+    from tfx_image_finetune.pipeline.executions import State, store
+
+    complete = {e.id for e in store(os.path.join(out, "metadata.sqlite")).get_executions()
+                if e.last_known_state == State.COMPLETE}
+    folders = glob.glob(os.path.join(out, "pipeline_root", "*", "*", "*")) + glob.glob(
+        os.path.join(out, "pipeline_root", "*", ".system", "executor_execution", "*"))
+    ids = {int(os.path.basename(p)) for p in folders if os.path.basename(p).isdigit()}
+    assert ids and ids <= complete, (sorted(ids - complete), sorted(complete))
 
 
 def test_interrupted_runs_are_recorded_cleaned_and_resumed(tmp_path):
@@ -82,9 +101,23 @@ def test_interrupted_runs_are_recorded_cleaned_and_resumed(tmp_path):
     states = _check_clean(out, "Trainer")
     assert states["ImageFolderExampleGen"] == "COMPLETE" and states["Transform"] == "COMPLETE", states
 
+    # SIGKILL to the CLI during training (`kill -9`, a closed terminal): the run's process and its workers die
+    # with it, and the lock is free again; MLMD still says RUNNING, and the next run cleans that up.
+    def all_gone(cli, children):
+        assert children, "the run has its own process"
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, alive
+
+    code, output = _run_until(_flags(data, out, 500, "multi_processing"), "Epoch 1/", signal.SIGKILL,
+                              after_signal=all_gone)
+    assert code == -signal.SIGKILL
+    assert last_states(os.path.join(out, "metadata.sqlite"), "tfx-image-finetune")["Trainer"] == "RUNNING"
+
     # To the end, with Beam workers in processes: no TF shutdown noise, no nan metric.
     code, output = _run_until(_flags(data, out, 1, "multi_processing"), None, None)
     assert code == 0, output[-3000:]
+    assert "an earlier run was killed during Trainer" in output, output[:3000]
+    _only_complete_outputs(out)
     states = last_states(os.path.join(out, "metadata.sqlite"), "tfx-image-finetune")
     assert states["ImageFolderExampleGen"] == "CACHED" and states["StatisticsGen"] == "CACHED", states
     assert states["Trainer"] == "COMPLETE" and states["Pusher"] == "COMPLETE", states

@@ -121,11 +121,11 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
         loaded.signatures["transform_features"](examples=tf.constant([unknown]))
 
 
-def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path, capsys):
+def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path, capfd):
     cfg = copy_of_run(first_run, str(tmp_path / "rerun"))  # the session's other tests keep the original
     before = versions(cfg.serving_model_dir)
     assert cli._run(cfg) == cli.EXIT_OK
-    closing = capsys.readouterr().out
+    closing = capfd.readouterr().out
     assert "Ingest report: " in closing and "Model BLESSED" in closing
     states = last_states(cfg.metadata_path, cfg.runtime.pipeline_name)
     assert states["ImageFolderExampleGen"] == "CACHED"
@@ -150,7 +150,7 @@ def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(f
 
 
 @pytest.mark.skipif(not os.path.isfile(MOBILENET_WEIGHTS), reason="needs the ImageNet MobileNetV2 weights in ../shared")
-def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, capsys):
+def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, capfd):
     """Three classes after two in the same --output: no crash against the old model, multi-class metrics,
     judged on the value threshold alone, every class served; then the two-class task is compared with its own
     last blessed model again. (ImageNet features: a random-init backbone's
@@ -170,7 +170,7 @@ def test_a_new_class_list_in_the_same_output_is_a_new_task(first_run, tmp_path, 
     assert md.blessed(new.metadata_path)
     note = md.baseline(new.metadata_path)
     assert note.startswith("none: no blessed model of this task")  # the two-class model is not its baseline
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "Baseline: none:" in out
     assert f"Report: {os.path.abspath(new.runtime.output_dir)}/reports/" in out
     pushed = versions(new.serving_model_dir)

@@ -12,7 +12,7 @@ from tfx_image_finetune.pipeline import run_summary as md
 from tests.conftest import last_states
 
 
-def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_images, tmp_path, capsys):
+def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_images, tmp_path, capfd):
     root = tmp_path / "data"
     shutil.copytree(os.path.join(demo_images, "night"), root / "night")
     os.makedirs(root / "sunny")
@@ -24,7 +24,7 @@ def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_imag
     code = cli.main(["run", "--data", str(root), "--output", str(out), "--backbone", "mobilenet_v2", "--alpha", "0.35",
                      "--image-size", "64", "--weights", "none", "--beam-mode", "in_memory"])
     assert code == cli.EXIT_FAILED
-    err = capsys.readouterr().err.strip().splitlines()
+    err = capfd.readouterr().err.strip().splitlines()
     log = glob.glob(str(out / "logs" / "run-*.log"))
     assert len(log) == 1 and "Traceback" in open(log[0]).read()
     assert err[-1] == f"tfx-image-finetune: full traceback in {log[0]}"
@@ -37,14 +37,13 @@ def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_imag
     assert any(line.startswith("WARNING: class 'sunny' has only") for line in err), err
     states = last_states(str(out / "metadata.sqlite"), "tfx-image-finetune")
     assert states == {"ImageFolderExampleGen": "FAILED"}, states
-    assert "TFX_IMAGE_FINETUNE_RUN_PID" not in os.environ  # the run's settings for its workers are undone
 
 
 def test_executions_a_failed_run_left_running_are_cancelled_and_their_outputs_removed(tmp_path):
     """E.g. a driver that raised: TFX leaves that execution RUNNING in MLMD and its output folder behind."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from tfx_image_finetune.pipeline import run_guard
+    from tfx_image_finetune.pipeline import executions
     from tfx_image_finetune.config import PipelineConfig
 
     cfg = PipelineConfig()
@@ -61,7 +60,10 @@ def test_executions_a_failed_run_left_running_are_cancelled_and_their_outputs_re
         execution_id, _, _ = s.put_execution(execution, [], [ctx])
         ids.append(execution_id)
         os.makedirs(os.path.join(cfg.pipeline_root, "Trainer", "model", str(execution_id)))
-    assert run_guard.cancel_unfinished(cfg, after_id=0) == ["Trainer"]
+        os.makedirs(os.path.join(cfg.pipeline_root, "Trainer", ".system", "executor_execution", str(execution_id)))
+    assert executions.cancel_unfinished(cfg.metadata_path, cfg.pipeline_root, after_id=0) == ["Trainer"]
     states = {e.id: e.last_known_state for e in s.get_executions()}
     assert states == {ids[0]: md.State.COMPLETE, ids[1]: md.State.CANCELED}
     assert sorted(os.listdir(os.path.join(cfg.pipeline_root, "Trainer", "model"))) == [str(ids[0])]
+    temporary = os.path.join(cfg.pipeline_root, "Trainer", ".system", "executor_execution")
+    assert sorted(os.listdir(temporary)) == [str(ids[0])]

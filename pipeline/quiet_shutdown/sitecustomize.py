@@ -4,10 +4,6 @@ TensorFlow 2.16's AtomicFunction.__del__ fails with a TypeError when it runs dur
 module's globals are already None), and Python prints that as "Exception ignored in ...". It is harmless, and
 only that exact report is dropped; every other unraisable exception is printed as before. Any other
 sitecustomize on the path still runs.
-
-The Beam worker processes also ignore SIGINT: Ctrl-C reaches the whole process group, and the run itself
-handles it (records the execution as failed, stops Beam and its workers, prints one line); workers dying
-of it would each print a KeyboardInterrupt traceback.
 """
 
 import os
@@ -43,16 +39,4 @@ def _chain_next_sitecustomize():
             sys.modules[__name__] = module
 
 
-RUN_PID_ENV = "TFX_IMAGE_FINETUNE_RUN_PID"
-
-
-def _leave_interrupts_to_the_run():
-    pid = os.environ.get(RUN_PID_ENV)
-    if pid and pid != str(os.getpid()):
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-_leave_interrupts_to_the_run()
 _chain_next_sitecustomize()
