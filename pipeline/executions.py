@@ -23,10 +23,10 @@ State = metadata_store_pb2.Execution.State
 UNFINISHED = (State.RUNNING, State.NEW)
 
 # TFX 1.16's local layout (tfx/orchestration/portable/outputs_utils.py), pinned by tests/test_executions.py:
-# outputs at <pipeline_root>/<node>/<output key>/<execution id>, the executor's temporary folder at
-# <pipeline_root>/<node>/.system/executor_execution/<execution id>, the stateful working folder at
-# <pipeline_root>/<node>/.system/stateful_working_dir/<index>, the index a custom property of the execution.
-EXECUTOR_EXECUTION_DIR = os.path.join(".system", "executor_execution")
+# outputs at <pipeline_root>/<node>/<output key>/<execution id>, the driver's and the executor's temporary
+# folders at <pipeline_root>/<node>/.system/{driver,executor}_execution/<execution id>, the stateful working
+# folder at <pipeline_root>/<node>/.system/stateful_working_dir/<index>, the index a custom property.
+EXECUTION_DIRS = (os.path.join(".system", "driver_execution"), os.path.join(".system", "executor_execution"))
 STATEFUL_WORKING_DIR = os.path.join(".system", "stateful_working_dir")
 STATEFUL_WORKING_DIR_INDEX = "__stateful_working_dir_index__"
 
@@ -85,7 +85,7 @@ def cancel_unfinished(metadata_path: str, pipeline_root: str, after_id: int = 0)
         node, execution_id = nodes[execution.id], execution.id
         node_dir = os.path.join(pipeline_root, node)
         doomed = glob.glob(os.path.join(node_dir, "*", str(execution_id)))
-        doomed.append(os.path.join(node_dir, EXECUTOR_EXECUTION_DIR, str(execution_id)))
+        doomed += [os.path.join(node_dir, folder, str(execution_id)) for folder in EXECUTION_DIRS]
         if STATEFUL_WORKING_DIR_INDEX in execution.custom_properties:
             index = execution.custom_properties[STATEFUL_WORKING_DIR_INDEX].string_value
             if index:

@@ -37,33 +37,3 @@ def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_imag
     assert any(line.startswith("WARNING: class 'sunny' has only") for line in err), err
     states = last_states(str(out / "metadata.sqlite"), "tfx-image-finetune")
     assert states == {"ImageFolderExampleGen": "FAILED"}, states
-
-
-def test_executions_a_failed_run_left_running_are_cancelled_and_their_outputs_removed(tmp_path):
-    """E.g. a driver that raised: TFX leaves that execution RUNNING in MLMD and its output folder behind."""
-    from ml_metadata.proto import metadata_store_pb2
-
-    from tfx_image_finetune.pipeline import executions
-    from tfx_image_finetune.config import PipelineConfig
-
-    cfg = PipelineConfig()
-    cfg.runtime.output_dir = str(tmp_path)
-    s = md.store(cfg.metadata_path)
-    node_type = s.put_context_type(metadata_store_pb2.ContextType(name="node"))
-    exec_type = s.put_execution_type(metadata_store_pb2.ExecutionType(name="tfx.components.Trainer"))
-    ctx = metadata_store_pb2.Context(type_id=node_type, name="tfx-image-finetune.Trainer")
-    [ctx_id] = s.put_contexts([ctx])
-    ids = []
-    for state in (md.State.COMPLETE, md.State.RUNNING):
-        execution = metadata_store_pb2.Execution(type_id=exec_type, last_known_state=state)
-        ctx.id = ctx_id
-        execution_id, _, _ = s.put_execution(execution, [], [ctx])
-        ids.append(execution_id)
-        os.makedirs(os.path.join(cfg.pipeline_root, "Trainer", "model", str(execution_id)))
-        os.makedirs(os.path.join(cfg.pipeline_root, "Trainer", ".system", "executor_execution", str(execution_id)))
-    assert executions.cancel_unfinished(cfg.metadata_path, cfg.pipeline_root, after_id=0) == ["Trainer"]
-    states = {e.id: e.last_known_state for e in s.get_executions()}
-    assert states == {ids[0]: md.State.COMPLETE, ids[1]: md.State.CANCELED}
-    assert sorted(os.listdir(os.path.join(cfg.pipeline_root, "Trainer", "model"))) == [str(ids[0])]
-    temporary = os.path.join(cfg.pipeline_root, "Trainer", ".system", "executor_execution")
-    assert sorted(os.listdir(temporary)) == [str(ids[0])]
