@@ -177,33 +177,28 @@ def read(rows_dir: str) -> Optional[Dict[str, Any]]:
     return findings
 
 
-def _example_fingerprint(example: Any, split: str) -> Dict[str, Any]:
-    """The fingerprint of one tf.Example (or its serialized bytes) of `split`."""
+def _first_bytes(example: Any, key: str) -> bytes:
+    """The first bytes value of a feature of a tf.Example (or its serialized bytes), b'' if none."""
     import tensorflow as tf
-
-    from tfx_image_finetune.config import FILENAME_FEATURE
 
     if isinstance(example, bytes):
         example = tf.train.Example.FromString(example)
     feature = example.features.feature
+    values = feature[key].bytes_list.value if key in feature else []
+    return values[0] if values else b""
 
-    def first(key: str) -> bytes:
-        values = feature[key].bytes_list.value if key in feature else []
-        return values[0] if values else b""
 
-    return fingerprint(split, first(FILENAME_FEATURE).decode("utf-8", "replace"),
-                       first("label").decode("utf-8", "replace"), first("image"))
+def _example_fingerprint(example: Any, split: str) -> Dict[str, Any]:
+    from tfx_image_finetune.config import FILENAME_FEATURE
+
+    text = lambda key: _first_bytes(example, key).decode("utf-8", "replace")  # noqa: E731
+    return fingerprint(split, text(FILENAME_FEATURE), text("label"), _first_bytes(example, "image"))
 
 
 def _path_of(example: Any) -> str:
-    import tensorflow as tf
-
     from tfx_image_finetune.config import FILENAME_FEATURE
 
-    if isinstance(example, bytes):
-        example = tf.train.Example.FromString(example)
-    values = example.features.feature[FILENAME_FEATURE].bytes_list.value
-    return values[0].decode("utf-8", "replace") if values else ""
+    return _first_bytes(example, FILENAME_FEATURE).decode("utf-8", "replace")
 
 
 def keep_out_copies(example_splits: Dict[str, Any], rows_dir: str, train_split: str = SPLIT_ORDER[0]
