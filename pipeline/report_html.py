@@ -186,6 +186,36 @@ def _data_section(data: Dict[str, Any]) -> str:
             rows = "".join(f"<tr><td>{_e(r['path'])}</td><td>{_e(r['reason'])}</td></tr>" for r in skipped[:200])
             more = f"<p>... and {len(skipped) - 200} more (see report.json)</p>" if len(skipped) > 200 else ""
             out.append(f"<table><tr><th>skipped file</th><th>reason</th></tr>{rows}</table>{more}")
+        out.append(_duplicates(ingest.get("duplicates")))
+    return "\n".join(out)
+
+
+_DUPLICATE_KINDS = (("kept_out", "copy of a training image, kept out of its split"),
+                    ("conflicting_labels", "the same image under another label (kept)"),
+                    ("within_split", "copy within its split (kept)"),
+                    ("across_splits", "copy between selection and test (kept)"))
+
+
+def _duplicates(findings: Optional[Dict[str, Any]]) -> str:
+    """Counts and the listed pairs of ExampleGen's duplicate search (file names escaped: they are user input)."""
+    if not findings:
+        return ""
+    within = sum((findings.get("within_split") or {}).values())
+    kept_out, conflicts = findings.get("kept_out", 0), findings.get("conflicting_labels", 0)
+    cls = "warn" if kept_out or conflicts else "ok"
+    out = [f'<p class="{cls}" data-duplicates-within="{within}" data-duplicates-kept-out="{kept_out}" '
+           f'data-duplicates-conflicting="{conflicts}">Duplicates ({_e(findings.get("near_duplicate_hash", ""))} '
+           f"or identical bytes): {within} within a split (kept), {kept_out} copies of training images kept out "
+           f"of selection/test, {findings.get('across_splits', 0)} between selection and test, {conflicts} "
+           f"conflicting labels.</p>"]
+    pairs = findings.get("pairs") or {}
+    rows = "".join(f'<tr data-duplicate="{_e(kind)}"><td>{_e(what)}</td><td>{_e(p["path"])} ({_e(p["label"])})</td>'
+                   f'<td>{_e(p["copy_of"])} ({_e(p["copy_of_label"])})</td><td>{_e(p["match"])}</td></tr>'
+                   for kind, what in _DUPLICATE_KINDS for p in pairs.get(kind, []))
+    if rows:
+        out.append(f"<table><tr><th>finding</th><th>file (label)</th><th>copy of (label)</th><th>match</th></tr>"
+                   f"{rows}</table><p>At most {_e(findings.get('listed_max', ''))} pairs of each kind are listed "
+                   "(report.json has the same lists).</p>")
     return "\n".join(out)
 
 

@@ -117,10 +117,34 @@ def ingest_lines(path: Optional[str], report: Dict[str, Any]) -> List[str]:
         lines.append(f"Skipped{where}: {sum(reasons.values())} ({', '.join(f'{k} {n}' for k, n in reasons.items())})")
     if not per_reason:
         lines.append(f"Skipped: {report.get('skipped_files', 0)}")
+    lines += duplicate_lines(report.get("duplicates"))
     for warning in class_warnings(report):
         lines.append(f"WARNING: {warning}")
     if path:
         lines.append(f"Ingest report: {path}")
+    return lines
+
+
+def duplicate_lines(findings: Optional[Dict[str, Any]], listed: int = 5) -> List[str]:
+    """'Duplicates: ...' (the ExampleGen's duplicates.find) and a WARNING naming conflicting labels."""
+    if not findings:
+        return []
+    within = findings.get("within_split") or {}
+    parts = [f"{within.get('train', 0)} within train"] + [f"{n} within {s}" for s, n in within.items() if s != "train"]
+    kept_out = findings.get("kept_out", 0)
+    per_split = findings.get("kept_out_per_split") or {}
+    where = f" ({', '.join(f'{s} {n}' for s, n in per_split.items())})" if kept_out else ""
+    parts.append(f"{kept_out} copies of training images kept out of selection/test{where}")
+    if findings.get("across_splits"):
+        parts.append(f"{findings['across_splits']} copies between selection and test (kept)")
+    conflicts = findings.get("conflicting_labels", 0)
+    parts.append(f"{conflicts} conflicting labels")
+    lines = [f"Duplicates: {', '.join(parts)}"]
+    if conflicts:
+        pairs = (findings.get("pairs") or {}).get("conflicting_labels", [])[:listed]
+        shown = "; ".join(f"{p['path']} ({p['label']}) = {p['copy_of']} ({p['copy_of_label']})" for p in pairs)
+        more = f"; and {conflicts - len(pairs)} more in the ingest report" if conflicts > len(pairs) else ""
+        lines.append(f"WARNING: the same image under two labels (kept; fix the labels): {shown}{more}")
     return lines
 
 

@@ -18,7 +18,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
-from tfx_image_finetune.components.image_folder_example_gen import layout
+from tfx_image_finetune.components.image_folder_example_gen import duplicates, layout
 from tfx_image_finetune.components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
 from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY, SELECTION_SPLIT, TRAIN_SPLIT
 
@@ -201,6 +201,8 @@ class Executor(BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):
         example_splits = self._example_splits(pipeline, exec_properties)
+        # Duplicates: copies of training images kept out of selection and test (duplicates.py).
+        example_splits = duplicates.keep_out_copies(example_splits, exec_properties[_ROWS_DIR_PROPERTY])
         count_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY])
         return example_splits
 
@@ -237,6 +239,7 @@ class Executor(BaseExampleGenExecutor):
         super().Do(input_dict, output_dict, {**exec_properties, _ROWS_DIR_PROPERTY: rows_dir})
         summary = _summarize(_read_rows(rows_dir))
         summary["examples_per_split"] = read_counts(rows_dir)
+        summary["duplicates"] = duplicates.read(rows_dir)  # Duplicates (duplicates.py)
         kept = write_report(report, summary)
         tf.io.gfile.rmtree(rows_dir)
         report.set_int_custom_property("valid_images", summary["valid_images"])
@@ -293,8 +296,10 @@ def _check_splits_not_empty(summary: Dict[str, Any], examples) -> None:
     """Every split has an example: an empty test split would leave the Evaluator nothing to judge (NaN)."""
     for split in artifact_utils.decode_split_names(examples.split_names):
         if not sum(summary["examples_per_split"].get(split, {}).values()):
+            kept_out = ((summary.get("duplicates") or {}).get("kept_out_per_split") or {}).get(split)
+            copies = f" ({kept_out} copies of training images kept out of it)" if kept_out else ""
             raise ImageIngestError(
-                f"the {split!r} split has no image: too few images for the split percentages (--split) "
+                f"the {split!r} split has no image{copies}: too few images for the split percentages (--split) "
                 "or the given split folders; add images or change --split")
 
 
