@@ -9,8 +9,12 @@ import sys
 import threading
 import time
 
+import pytest
+
 from tfx_image_finetune.pipeline import demo_data
 from tests.conftest import last_states
+
+pytestmark = pytest.mark.e2e  # CLI `run`s, interrupted and resumed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
