@@ -1,7 +1,7 @@
 # `make demo`: the local pipeline on the generated demo images. `make test`: the test suite.
 # `make test-fast`: the unit tests only (no pipeline run; pytest markers e2e and slow, pytest.ini).
 # `make docs`: regenerate the flag reference in docs/configuration.md after adding or changing a flag.
-# Both build .venv from requirements.lock first if needed (see scripts/bootstrap.sh; PYTHON=... overrides).
+# Each builds .venv from requirements.lock first if needed (see scripts/bootstrap.sh; PYTHON=... overrides).
 VENV ?= .venv
 PYTEST_ARGS ?=
 

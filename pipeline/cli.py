@@ -89,7 +89,7 @@ def _quiet_library_warnings() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
 
 
-# Exit codes of `run` (README; pipeline/run_guard.py has 1, 130 and 143): the verdict is in the code.
+# Exit codes of `run` (docs/operations.md; pipeline/run_guard.py has 1, 130 and 143): the verdict is in the code.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3  # EXIT_OK: blessed (run), done (others)
 
 
