@@ -1,9 +1,11 @@
 # `make demo`: the local pipeline on the generated demo images. `make test`: the test suite.
-# Both build .venv from requirements.lock first if needed (see scripts/bootstrap.sh; PYTHON=... overrides).
+# `make test-fast`: the unit tests only (no pipeline run; pytest markers e2e and slow, pytest.ini).
+# `make docs`: regenerate the flag reference in docs/configuration.md after adding or changing a flag.
+# Each builds .venv from requirements.lock first if needed (see scripts/bootstrap.sh; PYTHON=... overrides).
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lock clean
+.PHONY: venv demo test test-fast docs lock clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -13,6 +15,12 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+test-fast: venv
+	$(VENV)/bin/python -m pytest tests -m "not e2e and not slow" $(PYTEST_ARGS)
+
+docs: venv
+	$(VENV)/bin/python -m tfx_image_finetune.pipeline.flag_reference
 
 # Re-resolve the lock (needs the network to PyPI); commit the result.
 lock: venv

@@ -10,7 +10,7 @@ Fair by construction:
 - the same budget, 20 + 10 epochs, with the pipeline's early stopping off (--no-early-stopping); a second line
   runs the pipeline with its defaults (early stopping on) unless --skip-defaults.
 Prints both accuracies, both wall times, their ratios, the pipeline's seconds per component (MLMD) and fit
-seconds (history.json), and writes it all as JSON (--json) for README's table.
+seconds (history.json), and writes it all as JSON (--json) for benchmarks/README.md's table.
 
     .venv/bin/python benchmarks/recipe_vs_pipeline.py --json rvp.json          # full cats/dogs, 20 + 10
     .venv/bin/python benchmarks/recipe_vs_pipeline.py --per-class 100 --head-epochs 3 --finetune-epochs 1

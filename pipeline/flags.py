@@ -26,6 +26,7 @@ class Flag:
     choices: Optional[Tuple[Any, ...]] = None
     switch: Optional[bool] = None  # a flag without a value that sets the field to this
     repeatable: bool = False  # may be given several times: the field gets the list
+    show_default: bool = True  # False where the config's default is not what the command uses
 
     @property
     def dest(self) -> str:
@@ -105,7 +106,7 @@ CONFIG_FLAGS = {
         Flag("--batch-size", "training.batch_size", "batch size", type=int),
         Flag("--feature-views", "training.feature_views",
              "phase 1 on cached base outputs of N augmented views per image (0: on images, fresh augmentation "
-             "every epoch; README: Speed and memory)", type=int),
+             "every epoch; docs/configuration.md)", type=int),
         Flag("--cache-budget-mb", "training.cache_budget_mb",
              "memory for decoded images and phase-1 features; above it the Trainer streams", type=int),
         Flag("--patience", "training.early_stopping_patience", "early-stopping patience (epochs)", type=int),
@@ -137,13 +138,15 @@ CONFIG_FLAGS = {
 
 CLOUD_FLAGS = [
     Flag("--target", "cloud.target", "vertex or kubeflow", choices=("vertex", "kubeflow")),
-    Flag("--pipeline-root", "runtime.output_dir", "gs:// folder for artifacts (the pipeline root lives below it)"),
+    Flag("--pipeline-root", "runtime.output_dir", "gs:// folder for artifacts (the pipeline root lives below it); "
+                                                  "required", show_default=False),
     Flag("--project", "cloud.project", "Google Cloud project (required for vertex)"),
     Flag("--region", "cloud.region", "Google Cloud region"),
     Flag("--image", "cloud.image", "pipeline image URI (default gcr.io/<project>/tfx-image-finetune:latest)"),
     Flag("--service-account", "cloud.service_account", "service account of the pipeline job"),
     Flag("--schema-dir", "data.schema_dir", "folder with schema.pbtxt as the pipeline image sees it (default: "
-                                            f"the copy the Dockerfile puts at {DEFAULTS.cloud.image_schema_dir})"),
+                                            f"the copy the Dockerfile puts at {DEFAULTS.cloud.image_schema_dir})",
+         show_default=False),
     Flag("--dataflow", "cloud.dataflow", "run the Beam components on Dataflow", switch=True),
     Flag("--dataflow-machine-type", "cloud.dataflow_machine_type", "Dataflow worker machine type"),
     Flag("--dataflow-max-workers", "cloud.dataflow_max_workers", "Dataflow worker limit", type=int),
@@ -174,12 +177,17 @@ def _set(cfg: PipelineConfig, path: str, value: Any) -> None:
     setattr(getattr(cfg, section), name, value)
 
 
-def _default_text(flag: Flag) -> str:
+def default_shown(flag: Flag) -> str:
+    """The config's default as --help and docs/configuration.md show it ('' for switches and unset fields)."""
     values = [_get(DEFAULTS, f) for f in flag.fields]
-    if flag.switch is not None or values == [None] or flag.repeatable:
+    if flag.switch is not None or values == [None] or flag.repeatable or not flag.show_default:
         return ""
-    shown = ",".join(str(v) for v in values)
-    return f" (default {shown})"
+    return ",".join(str(v) for v in values)
+
+
+def _default_text(flag: Flag) -> str:
+    shown = default_shown(flag)
+    return f" (default {shown})" if shown else ""
 
 
 def add_flags(parser: argparse.ArgumentParser, groups: Iterable[Tuple[str, List[Flag]]]) -> None:

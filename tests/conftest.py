@@ -125,3 +125,13 @@ def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
         latest = max(s.get_executions_by_context(ctx.id), key=lambda e: e.id)
         out[ctx.name[len(pipeline_name) + 1:]] = State.Name(latest.last_known_state)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the shared pipeline run (first_run, directly or through a fixture) is an e2e test: marked
+    so, `make test-fast` (-m "not e2e and not slow") never starts a pipeline."""
+    unmarked = [item.nodeid for item in items
+                if "first_run" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use the first_run pipeline run but are not marked e2e: "
+                                + ", ".join(unmarked))

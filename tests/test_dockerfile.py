@@ -4,6 +4,8 @@ import os
 import re
 import shlex
 
+import pytest
+
 from tfx_image_finetune.config import CloudConfig
 from tests.conftest import REPO
 
@@ -73,6 +75,7 @@ def _setup_folders():
     return [re.search(r'NAME = "(\w+)"', setup).group(1)] + folders
 
 
+@pytest.mark.slow  # builds a wheel
 def test_the_installed_distribution_has_one_top_level_name_and_every_package(tmp_path):
     """A wheel (what the image installs) holds `tfx_image_finetune` only, with every source package below it."""
     import subprocess

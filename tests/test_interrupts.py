@@ -9,10 +9,16 @@ import sys
 import threading
 import time
 
+<<<<<<< HEAD
 import psutil
+=======
+import pytest
+>>>>>>> docs
 
 from tfx_image_finetune.pipeline import demo_data
 from tests.conftest import last_states
+
+pytestmark = pytest.mark.e2e  # CLI `run`s, interrupted and resumed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,6 +15,8 @@ from tfx_image_finetune.pipeline.cli import main
 from tests.conftest import REPO
 from tests.kfp_local_runner import Run, Store
 
+pytestmark = pytest.mark.e2e  # the compiled pipeline, executed task by task
+
 BUCKET = "gs://kfp-harness-bucket"
 COMPILED = {"head_epochs": 3, "finetune_epochs": 2}
 RUNTIME = {"head_epochs": 1, "finetune_epochs": 1}  # what this run asks for instead

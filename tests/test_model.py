@@ -84,6 +84,7 @@ def test_head_and_loss_follow_class_count(num_classes, units, loss):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow  # traces and runs a whole MobileNetV2 training step
 def test_phase_two_step_leaves_batchnorm_statistics_unchanged():
     cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, image_size=96)
     model, base = build_model(cfg, 2, weights=None)
@@ -187,6 +188,7 @@ def test_one_repeated_iterator_gives_each_epoch_exactly_one_pass():
         np.testing.assert_allclose(per_epoch, repeated, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # trains a whole MobileNetV2 model (features, then head)
 def test_phase_one_on_cached_features_trains_the_models_own_head():
     """The head fitted on cached pooled features is the model's head: the whole model on images then gives
     the head's selection loss, the base is untouched, and each view is a different augmentation."""

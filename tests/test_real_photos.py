@@ -11,10 +11,13 @@ from tfx_image_finetune.pipeline import run_summary as md
 from tfx_image_finetune.serving_contract import versions
 from tests.conftest import CATS_DOGS, MOBILENET_WEIGHTS
 
-pytestmark = pytest.mark.skipif(
-    not (os.path.isdir(CATS_DOGS) and os.path.isfile(MOBILENET_WEIGHTS)),
-    reason="needs ../shared photos and weights (TFX_IMAGE_FINETUNE_SHARED / TFX_IMAGE_FINETUNE_WEIGHTS)",
-)
+pytestmark = [
+    pytest.mark.e2e,  # a whole LocalDagRunner run
+    pytest.mark.skipif(
+        not (os.path.isdir(CATS_DOGS) and os.path.isfile(MOBILENET_WEIGHTS)),
+        reason="needs ../shared photos and weights (TFX_IMAGE_FINETUNE_SHARED / TFX_IMAGE_FINETUNE_WEIGHTS)",
+    ),
+]
 
 
 def _subset(dst: str, per_class: dict) -> str:

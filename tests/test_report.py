@@ -21,6 +21,8 @@ from tfx_image_finetune.pipeline import report
 from tfx_image_finetune.pipeline import run_summary as md
 from tfx_image_finetune.serving_contract import versions
 
+pytestmark = pytest.mark.e2e  # the shared first_run's report
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
 
@@ -71,6 +73,7 @@ def test_the_numbers_are_the_evaluators_and_the_historys(first_run, page):
     assert _attrs(text, "data-pushed-version") == [str(versions(first_run.serving_model_dir)[-1])]
 
 
+@pytest.mark.slow  # a headless browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (.ci/run installs it)")
 def test_chromium_renders_it_with_every_image_loaded_and_no_error(page, tmp_path):
     path, _ = page

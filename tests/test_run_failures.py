@@ -12,6 +12,7 @@ from tfx_image_finetune.pipeline import run_summary as md
 from tests.conftest import last_states
 
 
+@pytest.mark.e2e  # a CLI `run` (that fails in its first component)
 def test_failed_run_names_component_and_cause_and_keeps_report_and_log(demo_images, tmp_path, capfd):
     root = tmp_path / "data"
     shutil.copytree(os.path.join(demo_images, "night"), root / "night")

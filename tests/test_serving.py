@@ -22,6 +22,8 @@ from tests.tf_serving_standin import StandInServer
 from tfx_image_finetune.serving_contract import versions
 from tfx_image_finetune.trainer.transform import IMAGE_XF
 
+pytestmark = pytest.mark.e2e  # the model the shared first_run pushed
+
 
 @pytest.fixture(scope="module")
 def server(first_run):

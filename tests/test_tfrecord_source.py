@@ -3,12 +3,15 @@
 import json
 import os
 
+import pytest
 import tensorflow as tf
 
 from tfx_image_finetune.pipeline import demo_data, local_runner
 from tfx_image_finetune.pipeline import run_summary as md
 from tests.conftest import small_config, last_states
 from tfx_image_finetune.serving_contract import versions
+
+pytestmark = pytest.mark.e2e  # a whole LocalDagRunner run over TFRecords
 
 BAD_IMAGE = b"\xff\xd8\xff\xe0 this is no JPEG"
 

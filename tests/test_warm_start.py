@@ -19,6 +19,8 @@ from tfx_image_finetune.trainer import warm_start
 from tfx_image_finetune.trainer.model import build_model, probabilities
 from tfx_image_finetune.trainer.transform import IMAGE_XF
 
+pytestmark = pytest.mark.e2e  # the shared first_run's blessed model
+
 CLASSES = ["night", "sunny"]
 
 
