@@ -90,13 +90,6 @@ def _quiet_library_warnings() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
 
 
-<<<<<<< HEAD
-=======
-# Exit codes of `run` (docs/operations.md; pipeline/run_guard.py has 1, 130 and 143): the verdict is in the code.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3  # EXIT_OK: blessed (run), done (others)
-
-
->>>>>>> docs
 def _run(cfg: PipelineConfig) -> int:
     """The checks (before TF or TFX is imported), then the run in a process of its own (pipeline/supervisor.py)."""
     from tfx_image_finetune.pipeline import local_runner, supervisor

@@ -9,11 +9,8 @@ import sys
 import threading
 import time
 
-<<<<<<< HEAD
 import psutil
-=======
 import pytest
->>>>>>> docs
 
 from tfx_image_finetune.pipeline import demo_data
 from tests.conftest import last_states

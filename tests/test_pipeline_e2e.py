@@ -123,12 +123,8 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
         loaded.signatures["transform_features"](examples=tf.constant([unknown]))
 
 
-<<<<<<< HEAD
-def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path, capfd):
-=======
 @pytest.mark.e2e
-def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path, capsys):
->>>>>>> docs
+def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(first_run, tmp_path, capfd):
     cfg = copy_of_run(first_run, str(tmp_path / "rerun"))  # the session's other tests keep the original
     before = versions(cfg.serving_model_dir)
     assert cli._run(cfg) == cli.EXIT_OK
