@@ -115,7 +115,8 @@ def test_a_failed_push_leaves_the_model_config_as_it_was(tmp_path):
     with pytest.raises(ServableCheckError):
         push_atomically(_model(tmp_path / "unservable"), base, "uri://unservable", check=refuse)
     assert _config(base)[0] == before and _served(base) == [good] == versions(base)
-    assert sorted(os.listdir(tmp_path / "serving")) == ["m", "models.config"]  # no temporary config left
+    # No temporary config left (the lock file stays: an empty file that only serialises the writers).
+    assert sorted(os.listdir(tmp_path / "serving")) == [".models.config.lock", "m", "models.config"]
 
 
 def test_pruned_versions_leave_the_model_config_before_their_folders_go(tmp_path):
@@ -254,3 +255,56 @@ def test_the_vertex_pusher_refuses_an_unservable_model_before_any_vertex_call(tm
         do(os.path.dirname(unloadable), blessed=True)
     assert not os.path.exists(tmp_path / "pushed")  # TFX's Vertex Do never started
     assert do(bad, blessed=False).get_int_custom_property("pushed") == 0  # unblessed: not pushed, not checked
+
+
+RACE_TRIALS = 100
+
+
+def _race_worker(name, trials, root, model_dir, barrier, results):
+    """One pushing process: in each trial it waits for the others at the barrier, then pushes to that trial's
+    serving dir (a real process, so the lock and the config write race as two pipelines would)."""
+    from tfx_image_finetune.components.pusher.executor import push_atomically
+
+    for trial in range(trials):
+        base = os.path.join(root, str(trial), "serving", name.split("-")[0])
+        barrier.wait(timeout=120)
+        try:
+            results.put((trial, name, push_atomically(model_dir, base, f"uri://{name}/{trial}")))
+        except Exception as err:  # noqa: BLE001 - the parent counts it as a lost push
+            results.put((trial, name, f"{type(err).__name__}: {err}"))
+
+
+def test_concurrent_pushes_to_one_serving_dir_lose_no_version(tmp_path):
+    """Three processes started together at a barrier, RACE_TRIALS times: two push model `a` (same model name:
+    each must get its own version), one pushes model `b` (same models.config). Every pushed version must be
+    on disk and named in models.config, for both models, in every trial."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters, as separate pipeline runs would be
+    names = ["a-1", "a-2", "b-1"]
+    barrier, results = ctx.Barrier(len(names)), ctx.Queue()
+    workers = [ctx.Process(target=_race_worker, args=(name, RACE_TRIALS, str(tmp_path / "trials"),
+                                                      _model(tmp_path / "models" / name), barrier, results))
+               for name in names]
+    for worker in workers:
+        worker.start()
+    pushed = {}
+    for _ in range(RACE_TRIALS * len(names)):
+        trial, name, version = results.get(timeout=300)
+        pushed.setdefault(trial, {})[name] = version
+    for worker in workers:
+        worker.join(timeout=60)
+    lost = []
+    for trial, by_name in sorted(pushed.items()):
+        serving = tmp_path / "trials" / str(trial) / "serving"
+        errors = [f"{name}: {v}" for name, v in by_name.items() if not isinstance(v, int)]
+        a = sorted(v for name, v in by_name.items() if name.startswith("a-") and isinstance(v, int))
+        b = [v for name, v in by_name.items() if name.startswith("b-") and isinstance(v, int)]
+        config = _config(str(serving / "a"))[1] if os.path.exists(serving / "models.config") else {}
+        served = {name: sorted(m.model_version_policy.specific.versions) for name, m in config.items()}
+        ok = (not errors and len(set(a)) == 2 and served.get("a") == a == versions(str(serving / "a"))
+              and served.get("b") == b == versions(str(serving / "b")))
+        if not ok:
+            lost.append(f"trial {trial}: pushed a={a} b={b} {errors}; config {served}; on disk "
+                        f"a={versions(str(serving / 'a'))} b={versions(str(serving / 'b'))}")
+    assert not lost, f"{len(lost)} of {RACE_TRIALS} trials lost a version:\n" + "\n".join(lost[:5])
