@@ -39,8 +39,9 @@ def _latest(s, type_name: str, context_id: Optional[int] = None):
 
 
 def latest_run_id(s) -> Optional[Any]:
-    runs = s.get_contexts_by_type("pipeline_run")
-    return max(runs, key=lambda c: c.id) if runs else None
+    from tfx_image_finetune.pipeline import run_summary
+
+    return run_summary.latest_run(s)
 
 
 def _examples_by_split(examples_uri: str) -> Dict[str, List[str]]:
@@ -184,7 +185,7 @@ def collect(output_dir: str) -> Dict[str, Any]:
     data["baseline"] = (blessing.custom_properties[BASELINE_PROPERTY].string_value
                         if blessing and BASELINE_PROPERTY in blessing.custom_properties else None)
     data["seconds"] = run_summary.execution_seconds(path)
-    data["push"] = _push(_latest(s, "PushedModel", ctx), data["blessed"])
+    data["push"] = run_summary.push(s, ctx, data["blessed"])
     model = _latest(s, "Model", ctx)
     classes = (history or {}).get("classes")
     if model and classes and "test" in data["split_counts"]:
@@ -194,16 +195,6 @@ def collect(output_dir: str) -> Dict[str, Any]:
     else:
         data["test"] = None
     return data
-
-
-def _push(pushed, blessed: bool) -> Dict[str, Any]:
-    if pushed is None:
-        return {"pushed": False, "why": "the Pusher did not run"}
-    props = pushed.custom_properties
-    if "pushed" in props and props["pushed"].int_value == 1:
-        return {"pushed": True, "version": props["pushed_version"].string_value,
-                "destination": props["pushed_destination"].string_value}
-    return {"pushed": False, "why": "the model was not blessed" if not blessed else "the Pusher did not push"}
 
 
 def _read_json(path: str) -> Optional[Any]:

@@ -308,3 +308,51 @@ def test_concurrent_pushes_to_one_serving_dir_lose_no_version(tmp_path):
             lost.append(f"trial {trial}: pushed a={a} b={b} {errors}; config {served}; on disk "
                         f"a={versions(str(serving / 'a'))} b={versions(str(serving / 'b'))}")
     assert not lost, f"{len(lost)} of {RACE_TRIALS} trials lost a version:\n" + "\n".join(lost[:5])
+
+
+def _record_run(output_dir, artifacts):
+    """A real MLMD store at <output_dir>/metadata.sqlite with one pipeline_run context holding these TFX
+    artifacts, as the LocalDagRunner records a run's outputs."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from tfx_image_finetune.pipeline import run_summary
+
+    os.makedirs(output_dir, exist_ok=True)
+    s = run_summary.store(os.path.join(output_dir, "metadata.sqlite"))
+    for artifact in artifacts:
+        artifact.mlmd_artifact.type_id = s.put_artifact_type(artifact.artifact_type)
+    ids = s.put_artifacts([a.mlmd_artifact for a in artifacts])
+    context_type = s.put_context_type(metadata_store_pb2.ContextType(name="pipeline_run"))
+    [context] = s.put_contexts([metadata_store_pb2.Context(type_id=context_type, name="run-a")])
+    s.put_attributions_and_associations(
+        [metadata_store_pb2.Attribution(artifact_id=i, context_id=context) for i in ids], [])
+    return os.path.join(output_dir, "metadata.sqlite")
+
+
+def test_the_closing_line_and_the_report_name_the_version_this_run_pushed(tmp_path):
+    """Run A pushes, then run B (another --output, same --serving-dir and --model-name) pushes a newer version:
+    A's closing line and report must name A's version, read from A's PushedModel artifact, not the newest on
+    disk."""
+    from tfx.types import standard_artifacts
+
+    from tfx_image_finetune.pipeline import report, run_summary
+
+    base = str(tmp_path / "serving" / "m")
+    model_a = os.path.dirname(_servable(tmp_path / "model_a" / "Format-Serving", [_png()]))
+    model_b = os.path.dirname(_servable(tmp_path / "model_b" / "Format-Serving", [_png()]))
+    pushed_a = _executor_push(tmp_path / "run_a", model_a, blessed=True, base=base)
+    pushed_b = _executor_push(tmp_path / "run_b", model_b, blessed=True, base=base)
+    version_a, version_b = (int(p.get_string_custom_property("pushed_version")) for p in (pushed_a, pushed_b))
+    assert versions(base) == [version_a, version_b]
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "run_a" / "blessing")
+    os.makedirs(blessing.uri, exist_ok=True)
+    open(os.path.join(blessing.uri, "BLESSED"), "w").close()  # as TFX's Evaluator marks a blessed model
+    output_a = str(tmp_path / "out_a")
+    metadata = _record_run(output_a, [blessing, pushed_a])
+
+    lines = run_summary.describe(metadata, base).splitlines()
+    assert lines[-1].startswith("Model BLESSED") and lines[-1].endswith(
+        f"; serving version: {os.path.join(base, str(version_a))}"), lines
+    assert report.collect(output_a)["push"] == {"pushed": True, "version": str(version_a),
+                                               "destination": os.path.join(base, str(version_a))}
