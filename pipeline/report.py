@@ -167,6 +167,9 @@ def collect(output_dir: str) -> Dict[str, Any]:
     path = metadata_path(output_dir)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no pipeline metadata at {path!r}: is {output_dir!r} a run's --output folder?")
+    from tfx_image_finetune.pipeline.preflight import check_metadata
+
+    check_metadata(path)
     s = run_summary.store(path)
     run = latest_run_id(s)
     ctx = run.id if run else None
