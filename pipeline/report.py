@@ -95,14 +95,21 @@ def evaluation(evaluation_uri: str) -> Dict[str, Any]:
         for failure in per_slice.failures:
             out["failures"].append(f"{failure.metric_key.name}: {failure.message}")
     baseline_metrics = {}
-    try:
-        base = tfma.load_eval_result(evaluation_uri, model_name="baseline")
+    # Only an evaluation with a baseline has its metrics (TFX drops the baseline ModelSpec without one);
+    # asking TFMA for them anyway logs "Fail to find metrics for model name: baseline" on a first run.
+    name = baseline_model_name(result.config)
+    if name is not None:
+        base = tfma.load_eval_result(evaluation_uri, model_name=name)
         base_overall = base.slicing_metrics[0][1][""][""] if base.slicing_metrics else {}
         baseline_metrics = {k: float(v["doubleValue"]) for k, v in base_overall.items() if "doubleValue" in v}
-    except Exception:  # no baseline model in this evaluation
-        pass
     out["baseline_metrics"] = baseline_metrics
     return out
+
+
+def baseline_model_name(eval_config) -> Optional[str]:
+    """The baseline's model name in an evaluation's (saved) EvalConfig, or None if it had no baseline."""
+    specs = eval_config.model_specs if eval_config is not None else []
+    return next((spec.name for spec in specs if spec.is_baseline), None)
 
 
 def _snake(name: str) -> str:
