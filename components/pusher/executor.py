@@ -140,6 +140,8 @@ class Executor(tfx_pusher_executor.Executor):
             version = push_atomically(self.GetModelPath(input_dict), base, source_uri, check)
             logging.info("Pushed model version %d to %s", version, base)
             prune(base, int(custom_config.get("keep_versions", 0)))
-        # Like TFX's Pusher, keep a copy in the PushedModel artifact, so lineage points at the pushed bytes.
-        io_utils.copy_dir(os.path.join(base, str(version)), model_push.uri)
+        # Like TFX's Pusher, keep a copy in the PushedModel artifact, so lineage points at the pushed bytes:
+        # copied from the model pushed (the version folder adds only its marker), as a concurrent push of a
+        # newer version may already have pruned this one (--keep-versions 1).
+        io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))
