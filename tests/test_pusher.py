@@ -274,6 +274,7 @@ def _race_worker(name, trials, root, model_dir, barrier, results):
             results.put((trial, name, f"{type(err).__name__}: {err}"))
 
 
+@pytest.mark.slow  # three spawned interpreters importing TFX, 300 pushes: 40-75 s on the shared machine
 def test_concurrent_pushes_to_one_serving_dir_lose_no_version(tmp_path):
     """Three processes started together at a barrier, RACE_TRIALS times: two push model `a` (same model name:
     each must get its own version), one pushes model `b` (same models.config). Every pushed version must be
