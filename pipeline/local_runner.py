@@ -21,8 +21,13 @@ def beam_args(cfg: PipelineConfig, data: DataLayout) -> List[str]:
 
 
 def plan(cfg: PipelineConfig) -> DataLayout:
-    """Before TF or TFX is imported: the config (validated once, here), the demo images, the data layout."""
+    """Before TF or TFX is imported: the config (validated once, here), the metadata store and the serving dir
+    (pipeline/preflight.py), the demo images, the data layout."""
+    from tfx_image_finetune.pipeline import preflight
+
     cfg.validate()
+    preflight.check_metadata(cfg.metadata_path)
+    preflight.check_serving_dir(cfg)
     if cfg.data.path is None:
         from tfx_image_finetune.pipeline import demo_data
 

@@ -39,8 +39,9 @@ def _latest(s, type_name: str, context_id: Optional[int] = None):
 
 
 def latest_run_id(s) -> Optional[Any]:
-    runs = s.get_contexts_by_type("pipeline_run")
-    return max(runs, key=lambda c: c.id) if runs else None
+    from tfx_image_finetune.pipeline import run_summary
+
+    return run_summary.latest_run(s)
 
 
 def _examples_by_split(examples_uri: str) -> Dict[str, List[str]]:
@@ -94,14 +95,21 @@ def evaluation(evaluation_uri: str) -> Dict[str, Any]:
         for failure in per_slice.failures:
             out["failures"].append(f"{failure.metric_key.name}: {failure.message}")
     baseline_metrics = {}
-    try:
-        base = tfma.load_eval_result(evaluation_uri, model_name="baseline")
+    # Only an evaluation with a baseline has its metrics (TFX drops the baseline ModelSpec without one);
+    # asking TFMA for them anyway logs "Fail to find metrics for model name: baseline" on a first run.
+    name = baseline_model_name(result.config)
+    if name is not None:
+        base = tfma.load_eval_result(evaluation_uri, model_name=name)
         base_overall = base.slicing_metrics[0][1][""][""] if base.slicing_metrics else {}
         baseline_metrics = {k: float(v["doubleValue"]) for k, v in base_overall.items() if "doubleValue" in v}
-    except Exception:  # no baseline model in this evaluation
-        pass
     out["baseline_metrics"] = baseline_metrics
     return out
+
+
+def baseline_model_name(eval_config) -> Optional[str]:
+    """The baseline's model name in an evaluation's (saved) EvalConfig, or None if it had no baseline."""
+    specs = eval_config.model_specs if eval_config is not None else []
+    return next((spec.name for spec in specs if spec.is_baseline), None)
 
 
 def _snake(name: str) -> str:
@@ -166,6 +174,9 @@ def collect(output_dir: str) -> Dict[str, Any]:
     path = metadata_path(output_dir)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no pipeline metadata at {path!r}: is {output_dir!r} a run's --output folder?")
+    from tfx_image_finetune.pipeline.preflight import check_metadata
+
+    check_metadata(path)
     s = run_summary.store(path)
     run = latest_run_id(s)
     ctx = run.id if run else None
@@ -184,7 +195,7 @@ def collect(output_dir: str) -> Dict[str, Any]:
     data["baseline"] = (blessing.custom_properties[BASELINE_PROPERTY].string_value
                         if blessing and BASELINE_PROPERTY in blessing.custom_properties else None)
     data["seconds"] = run_summary.execution_seconds(path)
-    data["push"] = _push(_latest(s, "PushedModel", ctx), data["blessed"])
+    data["push"] = run_summary.push(s, ctx, data["blessed"])
     model = _latest(s, "Model", ctx)
     classes = (history or {}).get("classes")
     if model and classes and "test" in data["split_counts"]:
@@ -194,16 +205,6 @@ def collect(output_dir: str) -> Dict[str, Any]:
     else:
         data["test"] = None
     return data
-
-
-def _push(pushed, blessed: bool) -> Dict[str, Any]:
-    if pushed is None:
-        return {"pushed": False, "why": "the Pusher did not run"}
-    props = pushed.custom_properties
-    if "pushed" in props and props["pushed"].int_value == 1:
-        return {"pushed": True, "version": props["pushed_version"].string_value,
-                "destination": props["pushed_destination"].string_value}
-    return {"pushed": False, "why": "the model was not blessed" if not blessed else "the Pusher did not push"}
 
 
 def _read_json(path: str) -> Optional[Any]:

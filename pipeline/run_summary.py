@@ -10,7 +10,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
 from tfx_image_finetune.pipeline.executions import State, store  # noqa: F401 - State: for callers
-from tfx_image_finetune.serving_contract import versions
 
 
 def execution_seconds(metadata_path: str) -> Dict[str, float]:
@@ -32,6 +31,28 @@ def latest_artifact_uri(metadata_path: str, type_name: str) -> Optional[str]:
 def _latest_artifact(metadata_path: str, type_name: str):
     artifacts = store(metadata_path).get_artifacts_by_type(type_name)
     return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def latest_run(s):
+    """The newest pipeline_run context (the run that just ended, as one run at a time uses an --output)."""
+    runs = s.get_contexts_by_type("pipeline_run")
+    return max(runs, key=lambda c: c.id) if runs else None
+
+
+def push(s, run_context_id: Optional[int], blessed: bool) -> Dict[str, Any]:
+    """What the Pusher of the run did, from its PushedModel artifact: {'pushed': True, 'version',
+    'destination'} or {'pushed': False, 'why'}. Never the newest version on disk: another pipeline may have
+    pushed to the same serving dir since. The one reader of the push for the closing line and the report."""
+    found = [a for a in s.get_artifacts_by_context(run_context_id) if a.type == "PushedModel"] \
+        if run_context_id is not None else []
+    pushed = max(found, key=lambda a: a.id) if found else None
+    if pushed is None:
+        return {"pushed": False, "why": "the Pusher did not run"}
+    props = pushed.custom_properties
+    if "pushed" in props and props["pushed"].int_value == 1:
+        return {"pushed": True, "version": props["pushed_version"].string_value,
+                "destination": props["pushed_destination"].string_value}
+    return {"pushed": False, "why": "the model was not blessed" if not blessed else "the Pusher did not push"}
 
 
 def blessed(metadata_path: str) -> bool:
@@ -174,11 +195,13 @@ def strategy_line(metadata_path: str) -> Optional[str]:
 def describe(metadata_path: str, serving_model_dir: str) -> str:
     metrics = eval_metrics(metadata_path)
     shown = format_metrics(metrics)
-    pushed = versions(serving_model_dir)
     compared = baseline(metadata_path)
     lines = [line for line in (strategy_line(metadata_path), compared and f"Baseline: {compared}") if line]
     if blessed(metadata_path):
-        where = os.path.join(serving_model_dir, str(pushed[-1])) if pushed else serving_model_dir
+        s = store(metadata_path)
+        run = latest_run(s)
+        pushed = push(s, run.id if run else None, True)
+        where = pushed["destination"] if pushed["pushed"] else f"none ({pushed['why']} to {serving_model_dir})"
         lines.append(f"Model BLESSED ({shown}); serving version: {where}")
     else:
         lines.append(f"Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}")

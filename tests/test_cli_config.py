@@ -152,3 +152,114 @@ def test_layout_errors_come_before_tfx_is_imported(tmp_path):
     (tmp_path / "only" / "blue").mkdir()
     proc, seconds = _cli("run", "--data", str(tmp_path / "only"), "--output", str(tmp_path / "out"))
     assert proc.returncode == 1 and "class 'blue' is empty" in proc.stderr and seconds < 1.5
+
+
+def _two_classes(root):
+    for name in ("red", "blue"):
+        (root / name).mkdir(parents=True)
+        (root / name / "a.jpg").write_bytes(b"x")
+    return str(root)
+
+
+def test_a_serving_dir_that_cannot_be_written_fails_at_start_naming_the_flag(tmp_path):
+    data = _two_classes(tmp_path / "data")
+    (tmp_path / "file").write_text("a regular file")
+    under_a_file = str(tmp_path / "file" / "serving")
+    proc, seconds = _cli("run", "--data", data, "--output", str(tmp_path / "out"), "--serving-dir", under_a_file)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"tfx-image-finetune: error: serving.serving_dir (--serving-dir) {under_a_file!r} cannot be created: "
+        f"{str(tmp_path / 'file')!r} is a file, not a folder"]
+    assert seconds < 1.5, seconds  # before TF/TFX are imported, long before the Pusher
+    assert (tmp_path / "file").read_text() == "a regular file"
+
+
+def test_the_serving_dir_probe_leaves_nothing_behind(tmp_path):
+    from tfx_image_finetune.pipeline.preflight import check_serving_dir
+
+    cfg = PipelineConfig()
+    cfg.serving.serving_dir = str(tmp_path / "serving")
+    check_serving_dir(cfg)  # nothing there yet: probes tmp_path, creates nothing
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "serving" / cfg.serving.model_name).mkdir(parents=True)
+    check_serving_dir(cfg)  # both folders exist: both probed
+    assert os.listdir(tmp_path / "serving") == [cfg.serving.model_name]
+    assert os.listdir(tmp_path / "serving" / cfg.serving.model_name) == []
+
+
+NOBODY = 65534
+
+
+def test_a_serving_dir_without_write_permission_fails_for_a_non_root_user():
+    """Tests run as root, who may write anywhere: the check runs in a child process that drops to `nobody`
+    (after its imports), against a root-owned 0755 folder and, as the control, a world-writable one."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to another user (as a non-root user, chmod a folder instead)")
+    top = tempfile.mkdtemp(prefix="serving-perm-", dir="/tmp")  # pytest's tmp_path is 0700: nobody can't enter
+    try:
+        os.chmod(top, 0o755)
+        readonly, writable = os.path.join(top, "readonly"), os.path.join(top, "writable")
+        os.mkdir(readonly, 0o755)
+        os.mkdir(writable)
+        os.chmod(writable, 0o777)
+        code = ("import os, sys\n"
+                "from tfx_image_finetune.config import ConfigError, PipelineConfig\n"
+                "from tfx_image_finetune.pipeline.preflight import check_serving_dir\n"
+                f"os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+                "for path in sys.argv[1:]:\n"
+                "    cfg = PipelineConfig(); cfg.serving.serving_dir = path\n"
+                "    try:\n"
+                "        check_serving_dir(cfg); print('ok')\n"
+                "    except ConfigError as err:\n"
+                "        print(err)\n")
+        proc = subprocess.run([sys.executable, "-c", code, readonly, writable], capture_output=True, text=True,
+                              timeout=60, cwd=top)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == [
+            f"serving.serving_dir (--serving-dir) {readonly!r} cannot be written: no file can be created in "
+            f"{readonly!r} (Permission denied); give a folder this user can write", "ok"]
+        assert os.listdir(readonly) == [] and os.listdir(writable) == []
+    finally:
+        shutil.rmtree(top)
+
+
+def test_a_damaged_metadata_store_fails_at_start_in_one_line(tmp_path):
+    data = _two_classes(tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    metadata = out / "metadata.sqlite"
+    metadata.write_bytes(b"\x00garbage, not SQLite\xff" * 64)
+    proc, seconds = _cli("run", "--data", data, "--output", str(out))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"tfx-image-finetune: error: CorruptMetadataError: the pipeline metadata {str(metadata)!r} is damaged "
+        f"(file is not a database): move it aside (e.g. mv {metadata} {metadata}.damaged; the next run then "
+        f"starts afresh, without cached steps) or use another --output than {str(out)!r}"]
+    assert seconds < 1.5, seconds  # before TF/TFX/MLMD are imported
+    assert metadata.read_bytes() == b"\x00garbage, not SQLite\xff" * 64  # left as it was
+
+
+def test_a_sound_metadata_store_passes_and_a_damaged_page_is_found(tmp_path):
+    import sqlite3
+
+    from tfx_image_finetune.pipeline import run_summary
+    from tfx_image_finetune.pipeline.preflight import CorruptMetadataError, check_metadata
+
+    sound = str(tmp_path / "metadata.sqlite")
+    run_summary.store(sound)  # MLMD creates its schema
+    check_metadata(sound)
+    check_metadata(str(tmp_path / "none.sqlite"))  # a first run: nothing to check
+    damaged = str(tmp_path / "damaged.sqlite")
+    with sqlite3.connect(damaged) as db:
+        db.execute("CREATE TABLE t (a, b)")
+        db.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 200) for i in range(2000)])
+        db.execute("CREATE INDEX i ON t (b)")
+    db.close()
+    with open(damaged, "r+b") as f:  # a valid header, one page overwritten (a torn write, a bad disk)
+        f.seek(4096 * 5)
+        f.write(b"\xde\xad" * 2048)
+    with pytest.raises(CorruptMetadataError, match="is damaged .*malformed.*: move it aside"):
+        check_metadata(damaged)

@@ -115,7 +115,8 @@ def test_a_failed_push_leaves_the_model_config_as_it_was(tmp_path):
     with pytest.raises(ServableCheckError):
         push_atomically(_model(tmp_path / "unservable"), base, "uri://unservable", check=refuse)
     assert _config(base)[0] == before and _served(base) == [good] == versions(base)
-    assert sorted(os.listdir(tmp_path / "serving")) == ["m", "models.config"]  # no temporary config left
+    # No temporary config left (the lock file stays: an empty file that only serialises the writers).
+    assert sorted(os.listdir(tmp_path / "serving")) == [".models.config.lock", "m", "models.config"]
 
 
 def test_pruned_versions_leave_the_model_config_before_their_folders_go(tmp_path):
@@ -254,3 +255,105 @@ def test_the_vertex_pusher_refuses_an_unservable_model_before_any_vertex_call(tm
         do(os.path.dirname(unloadable), blessed=True)
     assert not os.path.exists(tmp_path / "pushed")  # TFX's Vertex Do never started
     assert do(bad, blessed=False).get_int_custom_property("pushed") == 0  # unblessed: not pushed, not checked
+
+
+RACE_TRIALS = 100
+
+
+def _race_worker(name, trials, root, model_dir, barrier, results):
+    """One pushing process: in each trial it waits for the others at the barrier, then pushes to that trial's
+    serving dir (a real process, so the lock and the config write race as two pipelines would)."""
+    from tfx_image_finetune.components.pusher.executor import push_atomically
+
+    for trial in range(trials):
+        base = os.path.join(root, str(trial), "serving", name.split("-")[0])
+        barrier.wait(timeout=120)
+        try:
+            results.put((trial, name, push_atomically(model_dir, base, f"uri://{name}/{trial}")))
+        except Exception as err:  # noqa: BLE001 - the parent counts it as a lost push
+            results.put((trial, name, f"{type(err).__name__}: {err}"))
+
+
+@pytest.mark.slow  # three spawned interpreters importing TFX, 300 pushes: 40-75 s on the shared machine
+def test_concurrent_pushes_to_one_serving_dir_lose_no_version(tmp_path):
+    """Three processes started together at a barrier, RACE_TRIALS times: two push model `a` (same model name:
+    each must get its own version), one pushes model `b` (same models.config). Every pushed version must be
+    on disk and named in models.config, for both models, in every trial."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters, as separate pipeline runs would be
+    names = ["a-1", "a-2", "b-1"]
+    barrier, results = ctx.Barrier(len(names)), ctx.Queue()
+    workers = [ctx.Process(target=_race_worker, args=(name, RACE_TRIALS, str(tmp_path / "trials"),
+                                                      _model(tmp_path / "models" / name), barrier, results))
+               for name in names]
+    for worker in workers:
+        worker.start()
+    pushed = {}
+    for _ in range(RACE_TRIALS * len(names)):
+        trial, name, version = results.get(timeout=300)
+        pushed.setdefault(trial, {})[name] = version
+    for worker in workers:
+        worker.join(timeout=60)
+    lost = []
+    for trial, by_name in sorted(pushed.items()):
+        serving = tmp_path / "trials" / str(trial) / "serving"
+        errors = [f"{name}: {v}" for name, v in by_name.items() if not isinstance(v, int)]
+        a = sorted(v for name, v in by_name.items() if name.startswith("a-") and isinstance(v, int))
+        b = [v for name, v in by_name.items() if name.startswith("b-") and isinstance(v, int)]
+        config = _config(str(serving / "a"))[1] if os.path.exists(serving / "models.config") else {}
+        served = {name: sorted(m.model_version_policy.specific.versions) for name, m in config.items()}
+        ok = (not errors and len(set(a)) == 2 and served.get("a") == a == versions(str(serving / "a"))
+              and served.get("b") == b == versions(str(serving / "b")))
+        if not ok:
+            lost.append(f"trial {trial}: pushed a={a} b={b} {errors}; config {served}; on disk "
+                        f"a={versions(str(serving / 'a'))} b={versions(str(serving / 'b'))}")
+    assert not lost, f"{len(lost)} of {RACE_TRIALS} trials lost a version:\n" + "\n".join(lost[:5])
+
+
+def _record_run(output_dir, artifacts):
+    """A real MLMD store at <output_dir>/metadata.sqlite with one pipeline_run context holding these TFX
+    artifacts, as the LocalDagRunner records a run's outputs."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from tfx_image_finetune.pipeline import run_summary
+
+    os.makedirs(output_dir, exist_ok=True)
+    s = run_summary.store(os.path.join(output_dir, "metadata.sqlite"))
+    for artifact in artifacts:
+        artifact.mlmd_artifact.type_id = s.put_artifact_type(artifact.artifact_type)
+    ids = s.put_artifacts([a.mlmd_artifact for a in artifacts])
+    context_type = s.put_context_type(metadata_store_pb2.ContextType(name="pipeline_run"))
+    [context] = s.put_contexts([metadata_store_pb2.Context(type_id=context_type, name="run-a")])
+    s.put_attributions_and_associations(
+        [metadata_store_pb2.Attribution(artifact_id=i, context_id=context) for i in ids], [])
+    return os.path.join(output_dir, "metadata.sqlite")
+
+
+def test_the_closing_line_and_the_report_name_the_version_this_run_pushed(tmp_path):
+    """Run A pushes, then run B (another --output, same --serving-dir and --model-name) pushes a newer version:
+    A's closing line and report must name A's version, read from A's PushedModel artifact, not the newest on
+    disk."""
+    from tfx.types import standard_artifacts
+
+    from tfx_image_finetune.pipeline import report, run_summary
+
+    base = str(tmp_path / "serving" / "m")
+    model_a = os.path.dirname(_servable(tmp_path / "model_a" / "Format-Serving", [_png()]))
+    model_b = os.path.dirname(_servable(tmp_path / "model_b" / "Format-Serving", [_png()]))
+    pushed_a = _executor_push(tmp_path / "run_a", model_a, blessed=True, base=base)
+    pushed_b = _executor_push(tmp_path / "run_b", model_b, blessed=True, base=base)
+    version_a, version_b = (int(p.get_string_custom_property("pushed_version")) for p in (pushed_a, pushed_b))
+    assert versions(base) == [version_a, version_b]
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "run_a" / "blessing")
+    os.makedirs(blessing.uri, exist_ok=True)
+    open(os.path.join(blessing.uri, "BLESSED"), "w").close()  # as TFX's Evaluator marks a blessed model
+    output_a = str(tmp_path / "out_a")
+    metadata = _record_run(output_a, [blessing, pushed_a])
+
+    lines = run_summary.describe(metadata, base).splitlines()
+    assert lines[-1].startswith("Model BLESSED") and lines[-1].endswith(
+        f"; serving version: {os.path.join(base, str(version_a))}"), lines
+    assert report.collect(output_a)["push"] == {"pushed": True, "version": str(version_a),
+                                               "destination": os.path.join(base, str(version_a))}

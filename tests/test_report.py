@@ -106,3 +106,47 @@ def test_the_report_subcommand_rerenders_the_latest(first_run, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["report", str(first_run.runtime.output_dir) + "-missing"])
     assert exit_.value.code == 1 and "no pipeline metadata" in capsys.readouterr().err
+
+
+def _evaluation(folder, with_baseline):
+    """An Evaluator output folder in TFMA's own format: eval_config.json holding the pipeline's EvalConfig with
+    the defaults TFX's Evaluator applies (`has_baseline`: a baseline ModelSpec, or none on a first run), and
+    the overall slice's metrics as MetricsForSlice records, and a passed ValidationResult."""
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+    from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2, validation_result_pb2
+
+    from tfx_image_finetune.config import PipelineConfig
+    from tfx_image_finetune.pipeline.pipeline import eval_config
+
+    config = tfma.utils.update_eval_config_with_defaults(eval_config(PipelineConfig(), 2),
+                                                         has_baseline=with_baseline, rubber_stamp=True)
+    os.makedirs(folder)
+    run = config_pb2.EvalRun(eval_config=config, version=tfma.version.VERSION, data_location=str(folder),
+                             file_format="tfrecords",
+                             model_locations={spec.name: str(folder) for spec in config.model_specs})
+    with open(os.path.join(folder, "eval_config.json"), "w") as f:
+        f.write(json_format.MessageToJson(run))
+    metrics = metrics_for_slice_pb2.MetricsForSlice(slice_key=metrics_for_slice_pb2.SliceKey())
+    candidate = next(spec.name for spec in config.model_specs if not spec.is_baseline)
+    values = [(spec.name, False, 0.8 if spec.is_baseline else 0.9) for spec in config.model_specs]
+    for model_name, is_diff, value in values + ([(candidate, True, 0.1)] if with_baseline else []):
+        kv = metrics.metric_keys_and_values.add()
+        kv.key.name, kv.key.model_name, kv.key.is_diff = "binary_accuracy", model_name, is_diff
+        kv.value.double_value.value = value
+    with tf.io.TFRecordWriter(os.path.join(folder, "metrics-00000-of-00001.tfrecord")) as writer:
+        writer.write(metrics.SerializeToString())
+    with tf.io.TFRecordWriter(os.path.join(folder, "validations-00000-of-00001.tfrecord")) as writer:
+        writer.write(validation_result_pb2.ValidationResult(validation_ok=True).SerializeToString())
+    return str(folder)
+
+
+def test_the_baseline_metrics_are_asked_for_only_when_the_evaluation_had_a_baseline(tmp_path, caplog):
+    """A first run (no baseline) logged TFMA's 'Fail to find metrics for model name: baseline' warning."""
+    caplog.set_level("WARNING")
+    first = report.evaluation(_evaluation(tmp_path / "first", with_baseline=False))
+    assert first["metrics"] == {"binary_accuracy": 0.9} and first["baseline_metrics"] == {}
+    assert "Fail to find metrics" not in caplog.text, caplog.text
+    later = report.evaluation(_evaluation(tmp_path / "later", with_baseline=True))
+    assert later["metrics"]["binary_accuracy"] == 0.9 and later["baseline_metrics"] == {"binary_accuracy": 0.8}
+    assert "Fail to find metrics" not in caplog.text, caplog.text

@@ -6,6 +6,9 @@
   only after the rename (and before old versions are deleted): TF Serving started with that config file loads
   no partial version anywhere.
 - Versions are increasing integers (the Unix time, or the last version + 1 if that is not larger).
+- Pushes racing on one serving dir (the same or other model names) each get their own version and none drops
+  another's from the config: the version is chosen, renamed and published under `model_config.locked` (local
+  disk; on gs:// a create-only claim object and a generation-matched config write instead).
 - Before the rename the staged model is loaded and its TF Serving warmup requests are replayed through it
   (`servable_check`, as TFX's InfraValidator would): a model that cannot serve is never made visible.
 - Only the newest `keep_versions` versions (custom_config) stay; older ones leave the config, then the disk.
@@ -17,7 +20,7 @@ import json
 import os
 import time
 import uuid
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from absl import logging
 from tfx.components.pusher import executor as tfx_pusher_executor
@@ -44,36 +47,74 @@ def version_of(base: str, source_uri: str) -> Optional[int]:
 def push_atomically(model_path: str, base: str, source_uri: str,
                     check: Optional[Callable[[str], object]] = None) -> int:
     """Copy to a staging folder, run `check` on it (raises to refuse), rename it to the next version, and only
-    then name it in the model config."""
-    existing = versions(base)
-    served = [v for v in model_config.served_versions(base) if v in existing]
-    version = max(int(time.time()), existing[-1] + 1 if existing else 0)
+    then name it in the model config. The version is chosen, renamed into place and published under the
+    serving dir's lock (`model_config.locked`), so two pushes of one model never pick the same number and
+    neither drops the other's version from the config."""
     fileio.makedirs(base)
-    staging = os.path.join(base, f".staging-{version}-{uuid.uuid4().hex[:8]}")
-    target = os.path.join(base, str(version))
+    staging = os.path.join(base, f".staging-{uuid.uuid4().hex}")
+    target = None  # set once this push owns a version folder
     try:
         io_utils.copy_dir(model_path, staging)
         io_utils.write_string_file(os.path.join(staging, SOURCE_MODEL_FILE), source_uri)
         if check is not None:
             check(staging)
-        fileio.rename(staging, target)
+        with model_config.locked(base):
+            existing = versions(base)
+            version = _claim(base, max(int(time.time()), existing[-1] + 1 if existing else 0))
+            target = os.path.join(base, str(version))
+            fileio.rename(staging, target)
+            model_config.publish(base, lambda served: [*_on_disk(base, served), version])
     except BaseException:
         for partial in (staging, target):  # on an object store a failed rename leaves part of the target
-            if fileio.exists(partial):
+            if partial and fileio.exists(partial):
                 fileio.rmtree(partial)
         raise
-    model_config.publish(base, [*served, version])
     return version
 
 
+def _on_disk(base: str, served: List[int]) -> List[int]:
+    """The served versions still on disk (listed when the config is changed: on gs:// that may be a retry)."""
+    present = set(versions(base))
+    return [v for v in served if v in present]
+
+
+CLAIMS = ".claims"  # gs:// only: <base>/.claims/<version>, created only if absent, one per pushed version
+
+
+def _claim(base: str, version: int) -> int:
+    """`version`, or the next free one. Locally the caller holds the lock, so the versions on disk are all
+    there is; on gs:// a version is taken by creating `<base>/.claims/<version>` with `if_generation_match=0`,
+    which exactly one of two racing pushes can do."""
+    if not base.startswith("gs://"):
+        return version
+    from google.api_core import exceptions
+    from google.cloud import storage
+
+    bucket_name, _, prefix = base.rstrip("/")[len("gs://"):].partition("/")
+    bucket = storage.Client().bucket(bucket_name)
+    while True:
+        try:
+            bucket.blob(f"{prefix}/{CLAIMS}/{version}").upload_from_string(b"", if_generation_match=0)
+            return version
+        except exceptions.PreconditionFailed:
+            version += 1
+
+
 def prune(base: str, keep: int) -> None:
-    """Remove all but the newest `keep` versions (keep <= 0 keeps everything): out of the config first."""
-    if keep > 0:
+    """Remove all but the newest `keep` versions (keep <= 0 keeps everything): out of the config first, under
+    the serving dir's lock, so a version another push is adding meanwhile is neither dropped nor deleted."""
+    if keep <= 0:
+        return
+    with model_config.locked(base):
         doomed = versions(base)[:-keep]
         if doomed:
-            model_config.publish(base, [v for v in model_config.served_versions(base) if v not in doomed])
+            model_config.publish(base, lambda served: [v for v in served if v not in doomed])
         for version in doomed:
-            fileio.rmtree(os.path.join(base, str(version)))
+            if fileio.exists(os.path.join(base, str(version))):  # gs://: a concurrent prune may have gone first
+                fileio.rmtree(os.path.join(base, str(version)))
+            claim = os.path.join(base, CLAIMS, str(version))
+            if base.startswith("gs://") and fileio.exists(claim):
+                fileio.remove(claim)
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -90,7 +131,7 @@ class Executor(tfx_pusher_executor.Executor):
         version = version_of(base, source_uri)
         if version is not None:
             logging.info("Model %s is already served as version %d; not pushing it again.", source_uri, version)
-            model_config.publish(base, {*model_config.served_versions(base), version})
+            model_config.publish(base, lambda served: [*served, version])
         else:
             custom_config = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or {}
             if isinstance(custom_config, str):  # TFX passes it JSON-encoded
@@ -99,6 +140,8 @@ class Executor(tfx_pusher_executor.Executor):
             version = push_atomically(self.GetModelPath(input_dict), base, source_uri, check)
             logging.info("Pushed model version %d to %s", version, base)
             prune(base, int(custom_config.get("keep_versions", 0)))
-        # Like TFX's Pusher, keep a copy in the PushedModel artifact, so lineage points at the pushed bytes.
-        io_utils.copy_dir(os.path.join(base, str(version)), model_push.uri)
+        # Like TFX's Pusher, keep a copy in the PushedModel artifact, so lineage points at the pushed bytes:
+        # copied from the model pushed (the version folder adds only its marker), as a concurrent push of a
+        # newer version may already have pruned this one (--keep-versions 1).
+        io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))
