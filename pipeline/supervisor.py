@@ -10,7 +10,8 @@ written artifact is recorded, no pushed version is half copied (the Pusher renam
 next run resumes from the cached steps. The run's process dies with this one (PR_SET_PDEATHSIG) and holds the
 output lock as long as it lives (it inherits the locked descriptor).
 
-The same clean-up runs before each run, for executions that a run killed with `kill -9` left RUNNING.
+The same clean-up runs before each run, for what a run killed with `kill -9` left: executions RUNNING in MLMD,
+and the temporary copies of its push (components/pusher/staging.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional
 
+from tfx_image_finetune.components.pusher import staging
 from tfx_image_finetune.config import PipelineConfig
 from tfx_image_finetune.pipeline import executions
 from tfx_image_finetune.pipeline.run_guard import (EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, PROG, new_log_file)
@@ -47,7 +49,7 @@ def run(cfg: PipelineConfig, data, lock_fd: Optional[int]) -> int:
 
     os.makedirs(cfg.runtime.output_dir, exist_ok=True)
     log_file = new_log_file(cfg.runtime.output_dir)
-    stale = executions.cancel_unfinished(cfg.metadata_path, cfg.pipeline_root)
+    stale = _clean_up(cfg, 0)
     if stale:
         print(f"{PROG}: note: an earlier run was killed during {', '.join(stale)}: its execution(s) marked "
               "CANCELED and the partial output removed", file=sys.stderr, flush=True)
@@ -113,8 +115,16 @@ def _is_fd2(stream) -> bool:
         return False
 
 
+def _clean_up(cfg: PipelineConfig, after_id: int) -> List[str]:
+    """What a run's process that is gone left: its unfinished executions (their nodes returned) and its pushes'
+    temporary copies in the serving folder."""
+    cancelled = executions.cancel_unfinished(cfg.metadata_path, cfg.pipeline_root, after_id)
+    staging.remove_stale(cfg.serving_model_dir)
+    return cancelled
+
+
 def _interrupted(cfg: PipelineConfig, signum: int, start_id: int, log_file: str) -> int:
-    cancelled = executions.cancel_unfinished(cfg.metadata_path, cfg.pipeline_root, start_id)
+    cancelled = _clean_up(cfg, start_id)
     name = signal.Signals(signum).name
     where = f" during {cancelled[0]}" if cancelled else ""
     cleaned = (f"the execution marked failed in {cfg.metadata_path} and its partial output removed; " if cancelled
@@ -126,7 +136,7 @@ def _interrupted(cfg: PipelineConfig, signum: int, start_id: int, log_file: str)
 
 
 def _died(cfg: PipelineConfig, signum: int, start_id: int, log_file: str) -> int:
-    cancelled = executions.cancel_unfinished(cfg.metadata_path, cfg.pipeline_root, start_id)
+    cancelled = _clean_up(cfg, start_id)
     name = signal.Signals(signum).name
     where = f" during {cancelled[0]}" if cancelled else ""
     hint = " (SIGKILL from outside: often the kernel's out-of-memory killer)" if signum == signal.SIGKILL else ""

@@ -19,7 +19,6 @@
 import json
 import os
 import time
-import uuid
 from typing import Callable, List, Optional
 
 from absl import logging
@@ -31,6 +30,7 @@ from tfx.utils import io_utils, proto_utils
 
 from tfx_image_finetune.components.pusher import model_config
 from tfx_image_finetune.components.pusher.servable_check import check_servable
+from tfx_image_finetune.components.pusher.staging import MODEL_PREFIX, name as staging_name
 from tfx_image_finetune.serving_contract import SOURCE_MODEL_FILE, versions
 
 
@@ -51,7 +51,7 @@ def push_atomically(model_path: str, base: str, source_uri: str,
     serving dir's lock (`model_config.locked`), so two pushes of one model never pick the same number and
     neither drops the other's version from the config."""
     fileio.makedirs(base)
-    staging = os.path.join(base, f".staging-{uuid.uuid4().hex}")
+    staging = os.path.join(base, staging_name(MODEL_PREFIX))
     target = None  # set once this push owns a version folder
     try:
         io_utils.copy_dir(model_path, staging)

@@ -22,12 +22,12 @@ import os
 import random
 import threading
 import time
-import uuid
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
+from tfx_image_finetune.components.pusher.staging import CONFIG_PREFIX, name as staging_name
 from tfx_image_finetune.serving_contract import versions
 
 CONFIG_FILE = "models.config"
@@ -128,7 +128,7 @@ def publish(base: str, change: Callable[[List[int]], Iterable[int]]) -> List[int
         path = config_path(base)
         config = read(path)
         served = _updated(config, base, change)
-        staging = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        staging = os.path.join(os.path.dirname(path), staging_name(CONFIG_PREFIX))
         io_utils.write_string_file(staging, _text(config, base, served))
         try:
             fileio.rename(staging, path, overwrite=True)
