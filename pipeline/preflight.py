@@ -14,6 +14,16 @@ class CorruptMetadataError(ValueError):
     """<output>/metadata.sqlite is not a readable SQLite database (exit 1, one line)."""
 
 
+def make_output_dir(cfg: PipelineConfig) -> None:
+    """The --output folder, created first (the run's lock lives in it): a path under a file or without write
+    permission is a flag error naming it, not a traceback."""
+    try:
+        os.makedirs(cfg.runtime.output_dir, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"runtime.output_dir (--output) {cfg.runtime.output_dir!r} cannot be created: "
+                          f"{err.strerror or err}") from None
+
+
 def check_serving_dir(cfg: PipelineConfig) -> None:
     """The Pusher will create <serving-dir>/<model-name>/ and write versions, models.config and its lock there:
     create and remove a probe file in the deepest of those folders that exists now (the rest it creates).

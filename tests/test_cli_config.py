@@ -174,6 +174,16 @@ def test_a_serving_dir_that_cannot_be_written_fails_at_start_naming_the_flag(tmp
     assert (tmp_path / "file").read_text() == "a regular file"
 
 
+def test_an_output_folder_that_cannot_be_created_fails_at_start_naming_the_flag(tmp_path):
+    data = _two_classes(tmp_path / "data")
+    (tmp_path / "file").write_text("a regular file")
+    under_a_file = str(tmp_path / "file" / "out")
+    proc, _ = _cli("run", "--data", data, "--output", under_a_file)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"tfx-image-finetune: error: runtime.output_dir (--output) {under_a_file!r} cannot be created: Not a directory"]
+
+
 def test_the_serving_dir_probe_leaves_nothing_behind(tmp_path):
     from tfx_image_finetune.pipeline.preflight import check_serving_dir
 
