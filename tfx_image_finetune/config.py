@@ -179,7 +179,8 @@ class TrainingConfig:
     seed: int = 42
     # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
     class_weight: str = "none"
-    # Start from the latest blessed model's weights when backbone, image size and class list match.
+    # Start from the latest blessed model's weights when task (classes, image size, features) and network
+    # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False
 
 
