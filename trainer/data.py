@@ -44,6 +44,19 @@ def list_files(file_patterns: List[str]) -> List[str]:
     return files
 
 
+def transform_fn(tft_output: tft.TFTransformOutput, label_key: str):
+    """serialized tf.Example batch -> (images, label ids): the Transform graph, unknown labels named."""
+    raw_spec = tft_output.raw_feature_spec()
+    tft_layer = tft_output.transform_features_layer()
+
+    def transform(serialized):
+        raw = tf.io.parse_example(serialized, raw_spec)
+        transformed = tft_layer(raw)
+        return transformed[IMAGE_XF], checked_label_ids(raw[label_key], transformed[LABEL_XF])
+
+    return transform
+
+
 def make_dataset(
     file_patterns: List[str],
     tft_output: tft.TFTransformOutput,
@@ -54,14 +67,7 @@ def make_dataset(
     shuffle_buffer: int = 1000,
     seed: int = 42,
 ) -> tf.data.Dataset:
-    raw_spec = tft_output.raw_feature_spec()
-    tft_layer = tft_output.transform_features_layer()
-
-    def transform(serialized):
-        raw = tf.io.parse_example(serialized, raw_spec)
-        transformed = tft_layer(raw)
-        return transformed[IMAGE_XF], checked_label_ids(raw[label_key], transformed[LABEL_XF])
-
+    transform = transform_fn(tft_output, label_key)
     files = list_files(file_patterns)
     if in_memory:
         ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
