@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -20,8 +20,8 @@ def sample(file_patterns: List[str], tft_output: tft.TFTransformOutput, label_ke
     return ds.shuffle(4 * count, seed=seed).take(count).batch(64).map(transform_fn(tft_output, label_key))
 
 
-def measure(model, file_patterns, tft_output, label_key: str, num_classes: int) -> float:
+def measure(model, file_patterns, tft_output, label_key: str, num_classes: int) -> Optional[float]:
     """Cross-validated linear-probe accuracy on the frozen features (what the head sees) of a training sample:
-    one view of each image, no augmentation."""
+    one view of each image, no augmentation. None: a class too rare in the sample to cross-validate."""
     features, labels = pooled_features(model, sample(file_patterns, tft_output, label_key), 1, augment=False)
     return probe_accuracy(features, labels.reshape(-1), num_classes)
