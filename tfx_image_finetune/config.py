@@ -38,6 +38,8 @@ AUTO_BEAM_MODE = "auto"  # in_memory up to AUTO_IN_MEMORY_MAX_IMAGES local image
 BEAM_RUNNING_MODES = (AUTO_BEAM_MODE, "multi_processing", "multi_threading", "in_memory")  # direct_running_mode
 # Below this many images, Beam's worker processes (each importing TF: ~15 s) cost more than they save.
 AUTO_IN_MEMORY_MAX_IMAGES = 20000
+# The ExampleGens write their examples as FORMAT_TFRECORDS_GZIP; every reader of those TFRecords opens them so.
+EXAMPLES_COMPRESSION = "GZIP"
 FILENAME_FEATURE = "filename"  # the image folder's relative path in each tf.Example (hash splits, report)
 INGEST_REPORT_KEY = "ingest_report"  # the ExampleGens' extra output: kept and skipped files
 

@@ -7,6 +7,7 @@ from typing import List, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from tfx_image_finetune.config import EXAMPLES_COMPRESSION
 from tfx_image_finetune.trainer.cached_features import pooled_features
 from tfx_image_finetune.trainer.data import list_files, transform_fn
 from tfx_image_finetune.trainer.strategy import PROBE_SAMPLE, probe_accuracy
@@ -16,7 +17,7 @@ def sample(file_patterns: List[str], tft_output: tft.TFTransformOutput, label_ke
            seed: int = 0) -> tf.data.Dataset:
     """(images, label ids) batches of up to `count` transformed training images, drawn at random (files list
     by class)."""
-    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP")
+    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type=EXAMPLES_COMPRESSION)
     return ds.shuffle(4 * count, seed=seed).take(count).batch(64).map(transform_fn(tft_output, label_key))
 
 
