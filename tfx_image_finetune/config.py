@@ -482,10 +482,20 @@ DEMO_PRESET = {
 }
 
 
+def get_field(cfg: PipelineConfig, path: str) -> Any:
+    """The field at "section.field" (how the flag table and the demo preset name fields)."""
+    section, name = path.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def set_field(cfg: PipelineConfig, path: str, value: Any) -> None:
+    section, name = path.split(".")
+    setattr(getattr(cfg, section), name, value)
+
+
 def apply_demo_preset(cfg: PipelineConfig, given: Set[str] = frozenset()) -> PipelineConfig:
     """Set DEMO_PRESET's fields ("section.field") on `cfg`, except those named in `given`."""
     for path, value in DEMO_PRESET.items():
         if path not in given:
-            section, name = path.split(".")
-            setattr(getattr(cfg, section), name, value)
+            set_field(cfg, path, value)
     return cfg
