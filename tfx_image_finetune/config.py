@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Set, Union
@@ -43,8 +43,9 @@ EXAMPLES_COMPRESSION = "GZIP"
 FILENAME_FEATURE = "filename"  # the image folder's relative path in each tf.Example (hash splits, report)
 INGEST_REPORT_KEY = "ingest_report"  # the ExampleGens' extra output: kept and skipped files
 
-# Where the curated raw-data schema ships: the `tfx_image_finetune.schema` package's folder (package data).
-CURATED_SCHEMA_DIR = os.path.dirname(importlib.import_module("tfx_image_finetune.schema").__file__)
+# Where the curated raw-data schema ships: the `tfx_image_finetune.schema` package's folder (package data). A real
+# folder path, not a resource stream: ImportSchemaGen (TFX) reads <schema_dir>/schema.pbtxt by path.
+CURATED_SCHEMA_DIR = str(importlib.resources.files("tfx_image_finetune.schema"))
 
 
 @dataclass(frozen=True)
