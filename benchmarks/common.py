@@ -12,35 +12,29 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
+import psutil
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("TFX_IMAGE_FINETUNE_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 CATS_DOGS = os.path.join(SHARED, "data", "cats_and_dogs_filtered")
 MOBILENET_WEIGHTS = os.path.join(SHARED, "weights",
                                  "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")
 CLI = [os.path.join(os.path.dirname(sys.executable), "tfx-image-finetune")]
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _tree_rss(root: int) -> int:
-    """Resident bytes of `root` and all its descendants now (read from /proc)."""
-    children: Dict[int, List[int]] = {}
-    rss: Dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    """Resident bytes of `root` and all its descendants now (processes that end meanwhile count 0)."""
+    try:
+        top = psutil.Process(root)
+        tree = [top, *top.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in tree:
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/statm") as f:
-                rss[int(entry)] = int(f.read().split()[1]) * PAGE
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo.extend(children.get(pid, []))
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
     return total
 
 
@@ -134,6 +128,5 @@ def settings_line(args) -> str:
 
 
 def machine_line() -> str:
-    with open("/proc/meminfo") as f:
-        mem = int(f.readline().split()[1]) // 2 ** 20
+    mem = psutil.virtual_memory().total // 2 ** 30
     return f"machine: {os.cpu_count()} CPU cores, {mem} GiB memory, load {os.getloadavg()[0]:.2f} at the start"

@@ -67,13 +67,13 @@ def train_split_files(output: str, data: str):
     """The photos the pipeline trained on: (path, label) from the `filename` feature of its train split."""
     import tensorflow as tf
 
-    from tfx_image_finetune.config import FILENAME_FEATURE
+    from tfx_image_finetune.config import EXAMPLES_COMPRESSION, FILENAME_FEATURE
 
     files = glob.glob(os.path.join(output, "pipeline_root", "ImageFolderExampleGen", "examples", "*",
                                    "Split-train", "*.gz"))
     spec = {FILENAME_FEATURE: tf.io.FixedLenFeature([1], tf.string), "label": tf.io.FixedLenFeature([1], tf.string)}
     rows = []
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(512):
+    for batch in tf.data.TFRecordDataset(files, compression_type=EXAMPLES_COMPRESSION).batch(512):
         parsed = tf.io.parse_example(batch, spec)
         for name, label in zip(parsed[FILENAME_FEATURE].numpy()[:, 0], parsed["label"].numpy()[:, 0]):
             rows.append((os.path.join(data, name.decode()), label.decode()))

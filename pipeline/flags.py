@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from tfx_image_finetune.config import (AUTO_STRATEGY, BACKBONES, BEAM_RUNNING_MODES, CLASS_WEIGHTS, SOURCES,
-                                       ConfigError, PipelineConfig, Strategy)
+                                       ConfigError, PipelineConfig, Strategy, get_field, set_field)
 
 DEFAULTS = PipelineConfig()
 
@@ -167,19 +167,9 @@ RUN_FLAGS = [Flag("--verbose", "runtime.verbose", "everything on the console (Be
                                                   "not only in the run's log file", switch=True)]
 
 
-def _get(cfg: PipelineConfig, path: str) -> Any:
-    section, name = path.split(".")
-    return getattr(getattr(cfg, section), name)
-
-
-def _set(cfg: PipelineConfig, path: str, value: Any) -> None:
-    section, name = path.split(".")
-    setattr(getattr(cfg, section), name, value)
-
-
 def default_shown(flag: Flag) -> str:
     """The config's default as --help and docs/configuration.md show it ('' for switches and unset fields)."""
-    values = [_get(DEFAULTS, f) for f in flag.fields]
+    values = [get_field(DEFAULTS, f) for f in flag.fields]
     if flag.switch is not None or values == [None] or flag.repeatable or not flag.show_default:
         return ""
     return ",".join(str(v) for v in values)
@@ -216,7 +206,7 @@ def fill_config(cfg: PipelineConfig, args: argparse.Namespace, flags: Iterable[F
         value = CONVERT.get(flag.name, lambda v: v)(value)
         values = value if len(flag.fields) > 1 else (value,)
         for path, item in zip(flag.fields, values):
-            _set(cfg, path, item)
+            set_field(cfg, path, item)
             given.add(path)
     return given
 

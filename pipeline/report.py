@@ -18,6 +18,8 @@ import re
 import shutil
 from typing import Any, Dict, List, Optional
 
+from tfx_image_finetune.config import EXAMPLES_COMPRESSION
+
 REPORTS_DIR, REPORT_FILE = "reports", "report.html"
 PREDICT_BATCH = 64
 MAX_TEST_EXAMPLES = 20000  # confusion matrix over at most this many test examples (the report says so)
@@ -59,7 +61,7 @@ def split_class_counts(examples_uri: str, label_key: str = "label") -> Dict[str,
     counts: Dict[str, Dict[str, int]] = {}
     for split, files in _examples_by_split(examples_uri).items():
         per_class: Dict[str, int] = {}
-        for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024):
+        for batch in tf.data.TFRecordDataset(files, compression_type=EXAMPLES_COMPRESSION).batch(1024):
             for label in tf.io.parse_example(batch, spec)[label_key].numpy()[:, 0]:
                 name = label.decode()
                 per_class[name] = per_class.get(name, 0) + 1
@@ -133,7 +135,7 @@ def test_predictions(model_uri: str, test_files: List[str], classes: List[str], 
     spec = {key: tf.io.FixedLenFeature([1], tf.string) for key in (image_key, label_key)}
     spec[FILENAME_FEATURE] = tf.io.FixedLenFeature([1], tf.string, default_value="")
     seen = 0
-    ds = tf.data.TFRecordDataset(test_files, compression_type="GZIP").take(MAX_TEST_EXAMPLES).batch(PREDICT_BATCH)
+    ds = tf.data.TFRecordDataset(test_files, compression_type=EXAMPLES_COMPRESSION).take(MAX_TEST_EXAMPLES).batch(PREDICT_BATCH)
     for batch in ds:
         out = serve(examples=batch)
         raw = tf.io.parse_example(batch, spec)
@@ -149,7 +151,7 @@ def test_predictions(model_uri: str, test_files: List[str], classes: List[str], 
                 if len(wrong) > GALLERY_SIZE:
                     heapq.heappop(wrong)
         seen += len(predicted)
-    total = sum(1 for _ in tf.data.TFRecordDataset(test_files, compression_type="GZIP"))
+    total = sum(1 for _ in tf.data.TFRecordDataset(test_files, compression_type=EXAMPLES_COMPRESSION))
     return {"matrix": matrix, "examples": seen, "total": total,
             "wrong": [r for _, _, r in sorted(wrong, key=lambda w: (-w[0], w[1]))]}
 

@@ -11,6 +11,7 @@ configuration, 130 SIGINT, 143 SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import logging
 import os
 import sys
@@ -86,7 +87,8 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
         output.close()
 
 
-QUIET_SHUTDOWN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quiet_shutdown")
+# Package data, kept as a real folder path: it goes on PYTHONPATH for this process and the Beam workers.
+QUIET_SHUTDOWN_DIR = str(importlib.resources.files("tfx_image_finetune.pipeline") / "quiet_shutdown")
 
 
 def quiet_shutdown() -> None:

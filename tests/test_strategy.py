@@ -1,4 +1,4 @@
-"""--strategy auto: the linear probe and the chart's decision (numpy only: milliseconds)."""
+"""--strategy auto: the linear probe and the chart's decision (scikit-learn on numpy arrays, no TensorFlow: a second)."""
 
 import numpy as np
 import pytest

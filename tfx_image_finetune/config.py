@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Set, Union
@@ -38,11 +38,14 @@ AUTO_BEAM_MODE = "auto"  # in_memory up to AUTO_IN_MEMORY_MAX_IMAGES local image
 BEAM_RUNNING_MODES = (AUTO_BEAM_MODE, "multi_processing", "multi_threading", "in_memory")  # direct_running_mode
 # Below this many images, Beam's worker processes (each importing TF: ~15 s) cost more than they save.
 AUTO_IN_MEMORY_MAX_IMAGES = 20000
+# The ExampleGens write their examples as FORMAT_TFRECORDS_GZIP; every reader of those TFRecords opens them so.
+EXAMPLES_COMPRESSION = "GZIP"
 FILENAME_FEATURE = "filename"  # the image folder's relative path in each tf.Example (hash splits, report)
 INGEST_REPORT_KEY = "ingest_report"  # the ExampleGens' extra output: kept and skipped files
 
-# Where the curated raw-data schema ships: the `tfx_image_finetune.schema` package's folder (package data).
-CURATED_SCHEMA_DIR = os.path.dirname(importlib.import_module("tfx_image_finetune.schema").__file__)
+# Where the curated raw-data schema ships: the `tfx_image_finetune.schema` package's folder (package data). A real
+# folder path, not a resource stream: ImportSchemaGen (TFX) reads <schema_dir>/schema.pbtxt by path.
+CURATED_SCHEMA_DIR = str(importlib.resources.files("tfx_image_finetune.schema"))
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,8 @@ class TrainingConfig:
     seed: int = 42
     # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
     class_weight: str = "none"
-    # Start from the latest blessed model's weights when backbone, image size and class list match.
+    # Start from the latest blessed model's weights when task (classes, image size, features) and network
+    # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False
 
 
@@ -479,10 +483,20 @@ DEMO_PRESET = {
 }
 
 
+def get_field(cfg: PipelineConfig, path: str) -> Any:
+    """The field at "section.field" (how the flag table and the demo preset name fields)."""
+    section, name = path.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def set_field(cfg: PipelineConfig, path: str, value: Any) -> None:
+    section, name = path.split(".")
+    setattr(getattr(cfg, section), name, value)
+
+
 def apply_demo_preset(cfg: PipelineConfig, given: Set[str] = frozenset()) -> PipelineConfig:
     """Set DEMO_PRESET's fields ("section.field") on `cfg`, except those named in `given`."""
     for path, value in DEMO_PRESET.items():
         if path not in given:
-            section, name = path.split(".")
-            setattr(getattr(cfg, section), name, value)
+            set_field(cfg, path, value)
     return cfg

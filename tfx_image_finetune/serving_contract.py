@@ -1,4 +1,5 @@
-"""What the exported model, the pusher and the clients agree on with TF Serving: names and folder layout.
+"""What the exported model, the pusher and the clients agree on with TF Serving: names, folder layout, and the
+task an export solves (so the Evaluator's baseline and the Trainer's warm start judge "same task" alike).
 
 Importing this is free (TensorFlow is imported inside the functions that read folders): the trainer, the
 pusher and the clients all import it without pulling in each other.
@@ -6,7 +7,7 @@ pusher and the clients all import it without pulling in each other.
 
 import json
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 SERVING_SIGNATURE = "serving_default"   # encoded image bytes in
 EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Example in
@@ -43,3 +44,32 @@ def exported_task(saved_model_dir: str) -> Tuple[List[str], Dict[str, Any]]:
         return classes, {}
     with tf.io.gfile.GFile(summary) as f:
         return classes, json.load(f).get("config", {})
+
+
+class Task(NamedTuple):
+    """What a model solves: its class list (id order), input image size and the features it reads.
+
+    Two models of one task answer the same question from the same examples, so one can be the other's
+    baseline (components/evaluator) or seed its weights (trainer/warm_start.py, which also wants the same network).
+    """
+
+    classes: Optional[List[str]]  # None: not known (e.g. compiled without listing the data); any matches
+    image_size: Optional[int]
+    features: Optional[Tuple[Optional[str], Optional[str]]]  # (image key, label key); None: not known, any matches
+
+    @classmethod
+    def of_config(cls, classes: Optional[List[str]], config: Dict[str, Any]) -> "Task":
+        """The task of an export, from exported_task's (classes, training config)."""
+        data = config.get("data", {})
+        return cls(classes, config.get("image_size"), (data.get("image_key"), data.get("label_key")))
+
+
+def task_mismatch(this: Task, blessed: Task, this_is: str = "this model") -> str:
+    """'' when the latest blessed model's task (`blessed`) is `this` one, else why not (`this_is` names `this`)."""
+    if this.classes is not None and this.classes != blessed.classes:
+        return f"the latest blessed model has classes {blessed.classes}, {this_is} {this.classes}"
+    if this.image_size != blessed.image_size:
+        return f"the latest blessed model takes {blessed.image_size} px images, {this_is} {this.image_size} px"
+    if this.features is not None and this.features != blessed.features:  # its transform would parse other features
+        return f"the latest blessed model reads features {list(blessed.features)}, {this_is} {list(this.features)}"
+    return ""

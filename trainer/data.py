@@ -15,6 +15,7 @@ from typing import Dict, List
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from tfx_image_finetune.config import EXAMPLES_COMPRESSION
 from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids, label_names
 
 _DECODE_BATCH = 64
@@ -44,6 +45,19 @@ def list_files(file_patterns: List[str]) -> List[str]:
     return files
 
 
+def transform_fn(tft_output: tft.TFTransformOutput, label_key: str):
+    """serialized tf.Example batch -> (images, label ids): the Transform graph, unknown labels named."""
+    raw_spec = tft_output.raw_feature_spec()
+    tft_layer = tft_output.transform_features_layer()
+
+    def transform(serialized):
+        raw = tf.io.parse_example(serialized, raw_spec)
+        transformed = tft_layer(raw)
+        return transformed[IMAGE_XF], checked_label_ids(raw[label_key], transformed[LABEL_XF])
+
+    return transform
+
+
 def make_dataset(
     file_patterns: List[str],
     tft_output: tft.TFTransformOutput,
@@ -54,17 +68,10 @@ def make_dataset(
     shuffle_buffer: int = 1000,
     seed: int = 42,
 ) -> tf.data.Dataset:
-    raw_spec = tft_output.raw_feature_spec()
-    tft_layer = tft_output.transform_features_layer()
-
-    def transform(serialized):
-        raw = tf.io.parse_example(serialized, raw_spec)
-        transformed = tft_layer(raw)
-        return transformed[IMAGE_XF], checked_label_ids(raw[label_key], transformed[LABEL_XF])
-
+    transform = transform_fn(tft_output, label_key)
     files = list_files(file_patterns)
     if in_memory:
-        ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        ds = tf.data.TFRecordDataset(files, compression_type=EXAMPLES_COMPRESSION)
         ds = ds.batch(_DECODE_BATCH).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
         if training:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -72,7 +79,7 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:  # shards in a new order each epoch, read interleaved, records shuffled as bytes
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type=EXAMPLES_COMPRESSION),
                        cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=not training)
     if training:
@@ -83,7 +90,7 @@ def make_dataset(
 
 def raw_images(file_patterns: List[str], image_key: str, count: int) -> List[bytes]:
     """The first `count` encoded images of the raw examples (for TF Serving warmup requests)."""
-    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP").take(count)
+    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type=EXAMPLES_COMPRESSION).take(count)
     spec = {image_key: tf.io.FixedLenFeature([1], tf.string)}
     return [tf.io.parse_single_example(record, spec)[image_key].numpy()[0] for record in ds]
 
@@ -92,7 +99,7 @@ def label_counts(file_patterns: List[str], tft_output: tft.TFTransformOutput, la
     """{class name: examples} of the raw examples, reading only the label feature (no image decoding)."""
     spec = {label_key: tft_output.raw_feature_spec()[label_key]}
     counts: Counter = Counter()
-    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP").batch(1024)
+    ds = tf.data.TFRecordDataset(list_files(file_patterns), compression_type=EXAMPLES_COMPRESSION).batch(1024)
     for batch in ds:
         label = tf.io.parse_example(batch, spec)[label_key]
         if isinstance(label, tf.SparseTensor):

@@ -2,14 +2,14 @@
 
 - Size: the number of training images; "small" under SMALL_DATA = 1,000 (the recipe's own rule of thumb).
 - Similarity: how well a linear probe separates the classes on the frozen backbone's pooled features (a sample
-  of the train split, cross-validated, numpy softmax regression: seconds on CPU). Pretrained features that
-  already separate the classes mean the data looks like what the backbone learned; features that do not
-  mean the backbone's layers must change. The probe's accuracy is normalised by chance,
+  of the train split, cross-validated, scikit-learn's logistic regression: seconds on CPU). Pretrained
+  features that already separate the classes mean the data looks like what the backbone learned; features
+  that do not mean the backbone's layers must change. The probe's accuracy is normalised by chance,
   (accuracy - 1/k) / (1 - 1/k), so that 0 is chance and 1 is perfect for any class count k.
   SIMILAR_SCORE = 0.5 (binary: 75 % probe accuracy) is halfway between what benchmarks/strategy_probe.py
-  measured (2 CPU cores, 300 images, 160 px, ImageNet MobileNetV2-0.35): cats vs dogs scores 0.87 (probe
-  0.933); noise textures told apart only by the phase of a faint 1-pixel checkerboard score -0.03 (0.487),
-  as does noise with random labels (+0.05, 0.523): features that do not describe the classes.
+  measured (2 CPU cores, 300 images, 160 px, ImageNet MobileNetV2-0.35): cats vs dogs scores 0.88 (probe
+  0.939); noise textures told apart only by the phase of a faint 1-pixel checkerboard score -0.10 (0.452),
+  as does noise with random labels (+0.00, 0.502): features that do not describe the classes.
 
 Chart: large & dissimilar -> 1 (unfreeze all); large & similar -> 2, top quarter; small & dissimilar -> 2,
 top half (deeper: the features must change, but too little data for the whole base); small & similar -> 3.
@@ -27,38 +27,36 @@ SMALL_DATA = 1000
 SIMILAR_SCORE = 0.5
 PROBE_SAMPLE = 400  # training images the probe looks at (seconds on CPU)
 PROBE_FOLDS = 4
+PROBE_REPEATS = 5
+PROBE_L2 = 1e-2  # the probe's L2 penalty per training example (weight decay on the mean cross-entropy)
 UNFREEZE = {"large": 0.25, "small": 0.5}  # strategy 2: fraction of the base's layers trained in phase 2
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, k: int, l2: float = 1e-2, steps: int = 300,
-                lr: float = 0.5) -> np.ndarray:
-    """Multinomial logistic regression by full-batch gradient descent; x standardised, bias column appended."""
-    w = np.zeros((x.shape[1], k))
-    onehot = np.eye(k)[y]
-    for _ in range(steps):
-        logits = x @ w
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        w -= lr * (x.T @ (p - onehot) / len(x) + l2 * w)
-    return w
-
-
 def probe_accuracy(features: np.ndarray, labels: Sequence[int], num_classes: int, folds: int = PROBE_FOLDS,
-                   seed: int = 0) -> float:
-    """Cross-validated accuracy of a linear classifier on `features` (one row per image)."""
+                   seed: int = 0, l2: float = PROBE_L2, repeats: int = PROBE_REPEATS) -> Optional[float]:
+    """Cross-validated accuracy of a linear classifier on `features` (one row per image): the mean held-out
+    accuracy over `repeats` seeded, stratified `folds`-fold splits (repeated: one split's luck moves a
+    400-image probe by a few points). None when a class has fewer than two images (no fold could both train
+    on it and test it). `num_classes` is the task's; the fit takes the classes from `labels`.
+
+    Standardised features, multinomial logistic regression (lbfgs) with an L2 penalty of `l2` per training
+    example: scikit-learn's C weighs the *summed* loss against the penalty, so C = 1 / (l2 * training rows).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     x = np.asarray(features, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    order = np.random.default_rng(seed).permutation(len(y))
-    x, y = x[order], y[order]
-    correct = 0
-    for fold in range(folds):
-        test = np.arange(len(y)) % folds == fold
-        mean, std = x[~test].mean(axis=0), x[~test].std(axis=0) + 1e-6
-        prep = lambda a: np.hstack([(a - mean) / std, np.ones((len(a), 1))])  # noqa: E731
-        w = fit_softmax(prep(x[~test]), y[~test], num_classes)
-        correct += int((np.argmax(prep(x[test]) @ w, axis=1) == y[test]).sum())
-    return correct / len(y)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    per_class = np.bincount(y)[np.bincount(y) > 0]
+    splits = min(folds, int(per_class.min()))
+    if len(per_class) < 2 or splits < 2:
+        return None
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=splits / (l2 * len(y) * (splits - 1)),
+                                                                    max_iter=1000))
+    cv = RepeatedStratifiedKFold(n_splits=splits, n_repeats=repeats, random_state=seed)
+    return float(cross_val_score(classifier, x, y, cv=cv).mean())
 
 
 def similarity_score(accuracy: float, num_classes: int) -> float:

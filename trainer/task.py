@@ -77,13 +77,13 @@ def choose_strategy(model, model_cfg: ModelConfig, train_files, tft_output, labe
     return decision
 
 
-def warm_start(model, base_model, names, model_cfg: ModelConfig, eval_ds):
+def warm_start(model, base_model, names, model_cfg: ModelConfig, features, eval_ds):
     """--warm-start: the latest blessed model's weights if it fits (trainer/warm_start.py), and where the
     selection metrics start from before any training."""
     from tfx_image_finetune.trainer import warm_start as warm
     from tfx_image_finetune.trainer.model import compile_model
 
-    outcome = warm.apply(model, base_model, names, model_cfg)
+    outcome = warm.apply(model, base_model, names, model_cfg, features)
     log.info("start: %s", outcome["note"])
     compile_model(model, len(names), 1e-3)
     start = model.evaluate(eval_ds, return_dict=True, verbose=0)
@@ -123,7 +123,8 @@ def run_fn(fn_args) -> None:
     keras.utils.set_random_seed(training_cfg.seed)  # training draws the same randomness, probe or not
     class_weight = class_weights(names, train_counts) if training_cfg.class_weight == "balanced" else None
     eval_ds = dataset(fn_args.eval_files, False)
-    warm = warm_start(model, fn_args.base_model, names, model_cfg, eval_ds) if training_cfg.warm_start else None
+    features = (data_cfg.image_key, data_cfg.label_key)
+    warm = warm_start(model, fn_args.base_model, names, model_cfg, features, eval_ds) if training_cfg.warm_start else None
     history = train_two_phases(
         model, base, train_ds, eval_ds,
         len(names), model_cfg, training_cfg, fn_args.model_run_dir, distribution,

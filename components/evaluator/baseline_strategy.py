@@ -13,7 +13,8 @@ from typing import List, Optional
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     _BLESSED, _CURRENT_MODEL_ID, LatestBlessedModelStrategy)
 
-from tfx_image_finetune.components.evaluator.task import Task, task_mismatch, task_of
+from tfx_image_finetune.components.evaluator.task import task_of
+from tfx_image_finetune.serving_contract import Task, task_mismatch
 
 
 class SameTaskBlessedModelStrategy(LatestBlessedModelStrategy):

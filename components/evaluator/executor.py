@@ -12,7 +12,8 @@ from absl import logging
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils, standard_component_specs
 
-from tfx_image_finetune.components.evaluator.task import task_mismatch, task_of
+from tfx_image_finetune.components.evaluator.task import task_of
+from tfx_image_finetune.serving_contract import task_mismatch
 
 BASELINE_PROPERTY = "baseline"  # on the ModelBlessing: the baseline's URI, or "none: <why>"
 
