@@ -115,7 +115,8 @@ CONFIG_FLAGS = {
         Flag("--class-weight", "training.class_weight", "balanced: weight the loss by inverse class frequency",
              choices=CLASS_WEIGHTS),
         Flag("--warm-start", "training.warm_start", "start from the latest blessed model's weights when "
-                                                    "backbone, image size and class list match", switch=True),
+                                                    "it solves the same task (class list, image size, features) with the same "
+                                                    "network (backbone, alpha)", switch=True),
     ],
     "evaluation and push": [
         Flag("--accuracy-threshold", "eval.accuracy_threshold", "bless at or above this accuracy", type=float),
