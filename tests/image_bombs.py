@@ -74,3 +74,33 @@ def claiming(fmt: str, width: int, height: int) -> bytes:
     else:
         raise ValueError(fmt)
     return bytes(data)
+
+
+def export_model(folder: str, transform_config: dict):
+    """A SavedModel at <folder>/model from the project's export code: tf.Transform's graph (preprocessing_fn
+    with `transform_config`, analyzed on two images) and a tiny Keras head, two classes; loaded."""
+    import os
+
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from tfx_image_finetune.trainer.export import ServingModule, export_saved_model
+    from tfx_image_finetune.trainer.keras2 import keras
+    from tfx_image_finetune.trainer.transform import preprocessing_fn
+
+    spec = {"image": tf.io.FixedLenFeature([1], tf.string), "label": tf.io.FixedLenFeature([1], tf.string)}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    rows = [{"image": [small_image("PNG", (0, 0, 250))], "label": [b"blue"]},
+            {"image": [small_image("JPEG")], "label": [b"red"]}]
+    transform_dir = os.path.join(folder, "transform")
+    with tft_beam.Context(temp_dir=os.path.join(folder, "tmp"), force_tf_compat_v1=False):
+        transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(lambda x: preprocessing_fn(x, transform_config))
+        _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+    metadata_io.write_metadata(metadata, os.path.join(transform_dir, "metadata"))
+    side = transform_config["image_size"]
+    model = keras.Sequential([keras.layers.GlobalAveragePooling2D(input_shape=(side, side, 3)), keras.layers.Dense(1)])
+    module = ServingModule(model, tft.TFTransformOutput(transform_dir), ["blue", "red"], "image", "label")
+    export_saved_model(module, os.path.join(folder, "model"), ["blue", "red"], {}, [small_image("JPEG")])
+    return tf.saved_model.load(os.path.join(folder, "model"))

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import predict_cli
-from tests.image_bombs import BOMB_SIDE, claiming, jpeg_bomb, png_bomb, small_image
+from tests.image_bombs import BOMB_SIDE, claiming, export_model, jpeg_bomb, png_bomb, small_image
 from tfx_image_finetune.config import MAX_IMAGE_PIXELS, PipelineConfig
 from tfx_image_finetune.image_header import TOO_LARGE, dimensions, pixel_limit_error
 
@@ -70,38 +70,12 @@ def test_a_gif_frame_larger_than_its_screen_counts():
     assert pixel_limit_error(bytes(gif), MAX_IMAGE_PIXELS).startswith(TOO_LARGE)
 
 
-def _export(tmp_path, transform_config):
-    """A SavedModel from the project's export code: tf.Transform's graph (preprocessing_fn with this config)
-    and a tiny Keras head, two classes."""
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-
-    from tfx_image_finetune.trainer.export import ServingModule, export_saved_model
-    from tfx_image_finetune.trainer.keras2 import keras
-    from tfx_image_finetune.trainer.transform import preprocessing_fn
-
-    spec = {"image": tf.io.FixedLenFeature([1], tf.string), "label": tf.io.FixedLenFeature([1], tf.string)}
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    rows = [{"image": [small_image("PNG", (0, 0, 250))], "label": [b"blue"]},
-            {"image": [small_image("JPEG")], "label": [b"red"]}]
-    with tft_beam.Context(temp_dir=str(tmp_path / "tmp"), force_tf_compat_v1=False):
-        transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(lambda x: preprocessing_fn(x, transform_config))
-        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform"))
-    metadata_io.write_metadata(metadata, str(tmp_path / "transform" / "metadata"))
-    side = transform_config["image_size"]
-    model = keras.Sequential([keras.layers.GlobalAveragePooling2D(input_shape=(side, side, 3)), keras.layers.Dense(1)])
-    module = ServingModule(model, tft.TFTransformOutput(str(tmp_path / "transform")), ["blue", "red"], "image", "label")
-    export_saved_model(module, str(tmp_path / "model"), ["blue", "red"], {}, [small_image("JPEG")])
-    return tf.saved_model.load(str(tmp_path / "model"))
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """The model as the pipeline exports it: the Transform config is the config's own (the default limit)."""
     config = PipelineConfig()
     config.model.image_size = 8
-    return _export(tmp_path_factory.mktemp("exported"), config.transform_config().to_custom_config())
+    return export_model(str(tmp_path_factory.mktemp("exported")), config.transform_config().to_custom_config())
 
 
 def _examples(images):
@@ -126,7 +100,7 @@ def test_the_limit_travels_from_the_config_into_the_exported_model(tmp_path):
     config = PipelineConfig()
     config.model.image_size, config.data.max_image_pixels = 8, 300
     assert config.trainer_config(2).to_custom_config()["data"]["max_image_pixels"] == 300  # training summary
-    model = _export(tmp_path, config.transform_config().to_custom_config())
+    model = export_model(str(tmp_path), config.transform_config().to_custom_config())
     serve = model.signatures["serving_default"]
     assert serve(image_bytes=tf.constant([small_image("GIF", size=(20, 15))]))["classes"].shape == (1,)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"21x15 = 315 pixels, the limit is 300 \(--max-image"):
