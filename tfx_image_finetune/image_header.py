@@ -1,10 +1,10 @@
-"""An image's width and height from its header, without decoding it: the pixel limit's Python side.
+"""An image's size from its header, without decoding it: the pixel limit's Python side.
 
 A 4.7 MB JPEG or a 389 KB PNG can claim 20000x20000 pixels, which TensorFlow's decoders allocate in full
-(1.2 GB as uint8 RGB, 6.6 GB peak measured), and a small GIF can hold hundreds of large frames, all read. ExampleGen, predict and the report ask this module first and
-refuse an image above the limit; the exported model does the same in its graph (`trainer/pixel_limit.py`).
-The formats are the ones `tf.io.decode_image` reads, recognised by the same magic bytes. Pure Python, no
-TensorFlow: the CLI may import it.
+(1.2 GB as uint8 RGB, 6.6 GB peak measured), and a small GIF can hold hundreds of large frames, all read.
+ExampleGen, predict and the report ask this module first and refuse an image above the limit; the exported
+model does the same in its graph (`trainer/pixel_limit.py`). The formats are the ones `tf.io.decode_image`
+reads, recognised by the same magic bytes. Pure Python, no TensorFlow: the CLI may import it.
 """
 
 from __future__ import annotations

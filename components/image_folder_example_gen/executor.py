@@ -142,7 +142,8 @@ def _ImageFolderToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, An
         pipeline
         | "ListFiles" >> beam.Create(files)
         | "Reshuffle" >> beam.Reshuffle()
-        | "ReadAndCheck" >> beam.ParDo(_ReadImage(input_base, split_dir, max_image_pixels(exec_properties))).with_outputs("report", main="examples")
+        | "ReadAndCheck" >> beam.ParDo(_ReadImage(input_base, split_dir, max_image_pixels(exec_properties)))
+        .with_outputs("report", main="examples")
     )
     listed = pipeline | "ListedSkips" >> beam.Create(
         [skip_row(input_base, split_dir, path, kind) for path, kind in skipped])
