@@ -58,6 +58,16 @@ def small_image(fmt: str, color=(200, 30, 30), size=(16, 16)) -> bytes:
     return buf.getvalue()
 
 
+def animated_gif(side: int, frames: int) -> bytes:
+    """A real GIF of `frames` side x side frames (alternating colours, so none is merged away)."""
+    from PIL import Image
+
+    images = [Image.new("RGB", (side, side), (200 * (i % 2), 50, 50)) for i in range(frames)]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:])
+    return buf.getvalue()
+
+
 def claiming(fmt: str, width: int, height: int) -> bytes:
     """A small real image of format `fmt` (JPEG, PNG, GIF, BMP) whose header claims width x height."""
     data = bytearray(small_image(fmt))

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import predict_cli
-from tests.image_bombs import BOMB_SIDE, claiming, export_model, jpeg_bomb, png_bomb, small_image
+from tests.image_bombs import BOMB_SIDE, animated_gif, claiming, export_model, jpeg_bomb, png_bomb, small_image
 from tfx_image_finetune.config import MAX_IMAGE_PIXELS, PipelineConfig
 from tfx_image_finetune.image_header import TOO_LARGE, dimensions, pixel_limit_error, size
 
@@ -63,15 +63,6 @@ def test_the_header_readers_agree_on_every_format_tensorflow_decodes(fmt):
     assert list(pixel_limit.dimensions(tf.constant(b"not an image")).numpy()) == [0, 0]
 
 
-def _animated_gif(side, frames):
-    from PIL import Image
-
-    images = [Image.new("RGB", (side, side), (200 * (i % 2), 50, 50)) for i in range(frames)]
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:])
-    return buf.getvalue()
-
-
 def test_a_gifs_frames_count_together_and_a_frame_larger_than_its_screen_counts():
     """giflib reads every frame, each as large as its own descriptor says, whatever the logical screen and
     whatever frame TensorFlow keeps."""
@@ -82,11 +73,11 @@ def test_a_gifs_frames_count_together_and_a_frame_larger_than_its_screen_counts(
     big_frame[at + 5:at + 9] = struct.pack("<HH", BOMB_SIDE, BOMB_SIDE)
     for data, found, reason in [
         (bytes(big_frame), (16, 16, BOMB_SIDE ** 2, 1), "16x16, 1 frame(s) = 400000000 pixels, the limit is 1000 "),
-        (_animated_gif(20, 3), (20, 20, 1200, 3), "20x20, 3 frame(s) = 1200 pixels, the limit is 1000 "),
+        (animated_gif(20, 3), (20, 20, 1200, 3), "20x20, 3 frame(s) = 1200 pixels, the limit is 1000 "),
     ]:
         assert tuple(size(data)) == found == tuple(pixel_limit.size(tf.constant(data)).numpy())
         assert pixel_limit_error(data, 1000) == f"{TOO_LARGE}: {reason}(--max-image-pixels)"
-    assert pixel_limit_error(_animated_gif(20, 2), 1000) == ""
+    assert pixel_limit_error(animated_gif(20, 2), 1000) == ""
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +115,9 @@ def test_the_limit_travels_from_the_config_into_the_exported_model(tmp_path):
     assert serve(image_bytes=tf.constant([small_image("GIF", size=(20, 15))]))["classes"].shape == (1,)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"21x15 = 315 pixels, the limit is 300 \(--max-image"):
         serve(image_bytes=tf.constant([small_image("GIF", size=(21, 15))]))
-    assert serve(image_bytes=tf.constant([_animated_gif(12, 2)]))["classes"].shape == (1,)
+    assert serve(image_bytes=tf.constant([animated_gif(12, 2)]))["classes"].shape == (1,)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"12x12, 3 frame\(s\) = 432 pixels, the limit is 300 "):
-        serve(image_bytes=tf.constant([_animated_gif(12, 3)]))
+        serve(image_bytes=tf.constant([animated_gif(12, 3)]))
 
 
 def test_a_bomb_in_a_class_folder_is_a_listed_skip(demo_images, tmp_path, bombs):
