@@ -193,3 +193,5 @@ def test_the_report_makes_no_thumbnail_of_a_bomb(bombs):
 
     assert thumbnail(small_image("JPEG", size=(400, 300))).startswith("data:image/jpeg;base64,")
     assert thumbnail(bombs["jpeg"]) is None and thumbnail(bombs["png"]) is None
+    # 120 MP: PIL itself only warns below twice its own limit (179 MP) and would decode it.
+    assert thumbnail(png_bomb(12000, 10000)) is None
