@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=["csv", "jsonl"], help="--output's format (default: its extension)")
     predict.add_argument("--labels", metavar="FILE", help="class names, one per line in id order, for --output's "
                                                           "columns (default: the model's labels.txt with --model-dir)")
+    predict.add_argument("--max-image-pixels", type=int, default=flags.DEFAULTS.data.max_image_pixels,
+                         help="name a file whose header claims more pixels (width x height) as refused, without "
+                              "sending it (default %(default)s)")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="image files, or folders (their .jpg/.jpeg/.png/.gif/.bmp files, recursively)")
     return parser
@@ -146,6 +149,8 @@ def _predict(args: argparse.Namespace) -> int:
         host, _, port = args.server.rpartition(":")
         if not host or not port.isdigit() or "/" in args.server:
             raise ConfigError(f"--server takes HOST:PORT (e.g. localhost:8501), got {args.server!r}")
+    if args.max_image_pixels < 1:
+        raise ConfigError(f"--max-image-pixels must be >= 1, got {args.max_image_pixels}")
     from tfx_image_finetune.pipeline import predict
     from tfx_image_finetune.pipeline.predict_output import output_format
 
@@ -166,7 +171,7 @@ def _predict(args: argparse.Namespace) -> int:
     if fmt:
         return _predict_to_file(args, client, files, fmt)
     failed = 0
-    for result in predict.classify_files(client, files):
+    for result in predict.classify_files(client, files, max_pixels=args.max_image_pixels):
         if isinstance(result, predict.Failure):
             failed += 1
             _report_failure(result)
@@ -176,8 +181,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _report_failure(result) -> None:
-    print(f"tfx-image-finetune: error: {result.path}: not an image the model can decode: {result.reason}",
-          file=sys.stderr, flush=True)
+    from tfx_image_finetune.image_header import TOO_LARGE
+
+    what = "" if result.reason.startswith(TOO_LARGE) else "not an image the model can decode: "
+    print(f"tfx-image-finetune: error: {result.path}: {what}{result.reason}", file=sys.stderr, flush=True)
 
 
 def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
@@ -193,7 +200,7 @@ def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
     failed = 0
     with open(args.output, "w", encoding="utf-8", newline="") as f:
         writer = PredictionWriter(f, fmt, names)
-        for result in predict.classify_files(client, files):
+        for result in predict.classify_files(client, files, max_pixels=args.max_image_pixels):
             if isinstance(result, predict.Failure):
                 failed += 1
                 _report_failure(result)

@@ -84,6 +84,9 @@ CONFIG_FLAGS = {
         Flag("--split-folders", "data.split_folders", "'train,validation[,test]' for an already-split root, "
                                                       "'none' for an unsplit one (default: look at the folder)"),
         Flag("--infer-schema", "data.infer_schema", "SchemaGen inference instead of schema/", switch=True),
+        Flag("--max-image-pixels", "data.max_image_pixels",
+             "refuse images whose header claims more pixels (width x height), before decoding: skipped at "
+             "ingest, INVALID_ARGUMENT from the exported model", type=int),
     ],
     "model": [
         Flag("--backbone", "model.backbone", "ImageNet backbone", choices=tuple(BACKBONES)),

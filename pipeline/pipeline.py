@@ -37,9 +37,11 @@ def example_gen(cfg: PipelineConfig, data: DataLayout):
             output_config=hash_split_output(cfg.split_ratios()),
             image_key=cfg.data.image_key,
             label_key=cfg.data.label_key,
+            max_image_pixels=cfg.data.max_image_pixels,
         ).with_id("ImportExampleGen")
     return ImageFolderExampleGen(input_base=data.root, split_folders=data.split_folders,
-                                 split_ratios=cfg.split_ratios(), selection_percent=cfg.data.selection_ratio)
+                                 split_ratios=cfg.split_ratios(), selection_percent=cfg.data.selection_ratio,
+                                 max_image_pixels=cfg.data.max_image_pixels)
 
 
 def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], runtime_parameters: bool):

@@ -4,8 +4,10 @@ Three ways to reach the model's `serving_default` signature, one behaviour: a pu
 (`--model-dir`, no server), TF Serving's REST API (`--server`), or its gRPC PredictionService (`--grpc`).
 Images go in batches; the model (like TF Serving) fails a whole batch when one element is not an image, so
 then each image of that batch is retried alone: the good ones are answered and each bad one is named with
-TensorFlow's own reason. Paths are checked (and folders expanded) before any model is loaded. TensorFlow is
-imported only by the SavedModel and gRPC clients (REST needs the stdlib only).
+TensorFlow's own reason. A file whose header claims more pixels than the limit (`--max-image-pixels`) is
+named as such and never sent (the exported model refuses it too, before decoding). Paths are checked (and
+folders expanded) before any model is loaded. TensorFlow is imported only by the SavedModel and gRPC clients
+(REST needs the stdlib only).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import urllib.error
 import urllib.request
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Union
 
+from tfx_image_finetune.config import MAX_IMAGE_PIXELS
+from tfx_image_finetune.image_header import pixel_limit_error
 from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, IMAGE_INPUT, LABELS_FILE, PROBABILITIES,
                                                  SERVING_SIGNATURE, versions)
 
@@ -193,6 +197,7 @@ def tf_reason(message: str) -> str:
     for line in message.splitlines():
         line = re.sub(r"\s*\[\[\{\{.*$", "", line).strip()
         line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)  # TF Serving's prefix
+        line = re.sub(r"^assertion failed: \[(.*)\]$", r"\1", line)  # the model's pixel limit (tf.debugging.Assert)
         if line and line != "Graph execution error:" and not line.startswith(("Detected at node", "<stack traces")) \
                 and not line.startswith('File "'):
             return line
@@ -240,19 +245,25 @@ def image_files(paths: Sequence[str]) -> List[str]:
     return files
 
 
-def classify_files(client, paths: Sequence[str], batch_size: int = BATCH_SIZE) -> Iterator[Union[Prediction, Failure]]:
-    """A Prediction (file, top class, its probability) or a Failure (file, reason) per file, in the order given."""
+def classify_files(client, paths: Sequence[str], batch_size: int = BATCH_SIZE,
+                   max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[Union[Prediction, Failure]]:
+    """A Prediction (file, top class, its probability) or a Failure (file, reason) per file, in the order given.
+
+    A file whose header claims more than `max_pixels` pixels is a Failure without being sent."""
     for start in range(0, len(paths), batch_size):
         batch = list(paths[start:start + batch_size])
-        contents = {}
+        contents, refused = {}, {}
         for path in batch:
             with open(path, "rb") as f:
                 contents[path] = f.read()
+            refused[path] = pixel_limit_error(contents[path], max_pixels)
+        sent = [path for path in batch if not refused[path]]
         try:
-            answers = client.classify([contents[path] for path in batch])
+            answers = dict(zip(sent, client.classify([contents[path] for path in sent]))) if sent else {}
         except NotAnImageError:  # all-or-nothing, as in TF Serving: ask again one image at a time to name it
-            answers = [_classify_one(client, contents[path]) for path in batch]
-        for path, answer in zip(batch, answers):
+            answers = {path: _classify_one(client, contents[path]) for path in sent}
+        for path in batch:
+            answer = refused[path] or answers[path]
             yield Failure(path, answer) if isinstance(answer, str) else \
                 Prediction(path, answer.label, answer.probabilities[answer.class_id], answer.probabilities)
 

@@ -11,6 +11,9 @@ import html
 import io
 from typing import Any, Dict, List, Optional
 
+from tfx_image_finetune.config import MAX_IMAGE_PIXELS
+from tfx_image_finetune.image_header import pixel_limit_error
+
 SPLIT_ORDER = ("train", "selection", "test")
 COLORS = {"train": "#4C72B0", "selection": "#DD8452", "test": "#55A868"}
 
@@ -138,11 +141,17 @@ def seconds_plot(seconds: Dict[str, float]) -> str:
     return _png(fig)
 
 
-def thumbnail(image: bytes, side: int = 160) -> Optional[str]:
+def thumbnail(image: bytes, side: int = 160, max_pixels: int = MAX_IMAGE_PIXELS) -> Optional[str]:
+    """A JPEG data URI of at most side x side; None for an image that does not decode, or whose header claims
+    more than `max_pixels` (never decoded: the report must not be what a bomb takes down)."""
     from PIL import Image
 
+    if pixel_limit_error(image, max_pixels):
+        return None
     try:
-        img = Image.open(io.BytesIO(image)).convert("RGB")
+        img = Image.open(io.BytesIO(image))
+        img.draft("RGB", (side, side))  # a JPEG decodes at 1/2..1/8 scale when that is enough
+        img = img.convert("RGB")
     except Exception:
         return None
     img.thumbnail((side, side))

@@ -17,7 +17,7 @@ from tfx_image_finetune.components.image_folder_example_gen.layout import given_
 RATIOS = {"train": 80, "selection": 10, "test": 10}
 
 
-def _run(input_base, out_dir, split_ratios=None, selection_percent=10):
+def _run(input_base, out_dir, split_ratios=None, selection_percent=10, **exec_properties):
     """Run the executor as TFX would; returns ({split: [(filename, label)]}, report dict)."""
     folders = given_split_folders(input_base)
     input_config, output_config = make_configs(folders, split_ratios or RATIOS)
@@ -36,6 +36,7 @@ def _run(input_base, out_dir, split_ratios=None, selection_percent=10):
             "output_data_format": 6,  # FORMAT_TF_EXAMPLE
             "output_file_format": 5,  # FORMAT_TFRECORDS_GZIP
             "selection_percent": selection_percent,
+            **exec_properties,
         },
     )
     out = {}

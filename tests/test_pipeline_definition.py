@@ -107,10 +107,18 @@ def test_transform_sees_only_what_its_graph_uses(demo_images):
     cfg = _cfg(demo_images)
     transform = _by_id(create_pipeline(cfg))["Transform"]
     assert json.loads(transform.exec_properties["custom_config"]) == {"image_key": "image", "label_key": "label",
-                                                                      "image_size": 150}
+                                                                      "image_size": 150, "max_image_pixels": 89478485}
     cfg.training.finetune_epochs, cfg.training.head_learning_rate, cfg.model.strategy = 3, 0.5, 2
     assert _by_id(create_pipeline(cfg))["Transform"].exec_properties == transform.exec_properties
     assert json.loads(transform.exec_properties["splits_config"])["analyze"] == ["train", "selection", "test"]
+
+
+def test_the_pixel_limit_reaches_example_gen_and_transform(demo_images):
+    cfg = _cfg(demo_images)
+    cfg.data.max_image_pixels = 1000
+    nodes = _by_id(create_pipeline(cfg))
+    assert nodes["ImageFolderExampleGen"].exec_properties["max_image_pixels"] == 1000
+    assert json.loads(nodes["Transform"].exec_properties["custom_config"])["max_image_pixels"] == 1000
 
 
 def _anomalies_artifact(tmp_path, examples):

@@ -82,7 +82,8 @@ def test_trainer_config_round_trips_through_custom_config_and_json():
 
 def test_transform_gets_only_what_its_graph_uses():
     cfg = PipelineConfig()
-    assert cfg.transform_config().to_custom_config() == {"image_key": "image", "label_key": "label", "image_size": 150}
+    assert cfg.transform_config().to_custom_config() == {"image_key": "image", "label_key": "label", "image_size": 150,
+                                                          "max_image_pixels": 89_478_485}
     assert TransformConfig.from_custom_config(cfg.transform_config().to_custom_config()) == cfg.transform_config()
 
 

@@ -42,6 +42,10 @@ AUTO_IN_MEMORY_MAX_IMAGES = 20000
 EXAMPLES_COMPRESSION = "GZIP"
 FILENAME_FEATURE = "filename"  # the image folder's relative path in each tf.Example (hash splits, report)
 INGEST_REPORT_KEY = "ingest_report"  # the ExampleGens' extra output: kept and skipped files
+# Images whose header claims more pixels are refused before decoding (image_header.py, trainer/pixel_limit.py):
+# PIL's Image.MAX_IMAGE_PIXELS (1024 * 1024 * 1024 // 4 // 3, ~89.5 MP), what image tools already accept.
+MAX_IMAGE_PIXELS = 89_478_485
+LIMIT_FLAG = "--max-image-pixels"
 
 # Where the curated raw-data schema ships: the `tfx_image_finetune.schema` package's folder (package data). A real
 # folder path, not a resource stream: ImportSchemaGen (TFX) reads <schema_dir>/schema.pbtxt by path.
@@ -124,6 +128,9 @@ class DataConfig:
     split_folders: Optional[str] = None
     # Use the curated schema in schema/ (ImportSchemaGen) unless asked to infer one (SchemaGen).
     infer_schema: bool = False
+    # Images whose header claims more pixels (width x height) are refused before decoding: skipped at ingest,
+    # refused by predict and by the exported model (INVALID_ARGUMENT). Default: PIL's MAX_IMAGE_PIXELS.
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     schema_dir: str = CURATED_SCHEMA_DIR
 
 
@@ -295,7 +302,8 @@ class PipelineConfig:
 
     def transform_config(self) -> "TransformConfig":
         """Only what Transform's graph uses, so a training change keeps its cache."""
-        return TransformConfig(self.data.image_key, self.data.label_key, self.image_size)
+        return TransformConfig(self.data.image_key, self.data.label_key, self.image_size,
+                               self.data.max_image_pixels)
 
     def trainer_config(self, num_classes: int) -> "TrainerConfig":
         return TrainerConfig(self.data, self.model, self.training, num_classes)
@@ -308,6 +316,8 @@ class PipelineConfig:
         _check(d.source == "image_folder" or (d.num_classes or 0) >= 2, "data.num_classes",
                "is required (>= 2) when data.source is 'tfrecord'")
         _check(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
+        _check(d.max_image_pixels >= 1, f"data.max_image_pixels ({LIMIT_FLAG})",
+               f"must be >= 1, got {d.max_image_pixels}")
         for name in ("train_ratio", "selection_ratio", "test_ratio"):
             _check(getattr(d, name) > 0, f"data.{name}", f"must be > 0 (train, selection and test), got {getattr(d, name)}")
         _check_ratios_sum(self.split_ratios())
@@ -357,18 +367,21 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class TransformConfig:
-    """Transform's `custom_config`: the raw feature keys and the image side, nothing about training."""
+    """Transform's `custom_config`: the raw feature keys, the image side and the pixel limit (the exported
+    model carries both in its graph), nothing about training."""
 
     image_key: str
     label_key: str
     image_size: int
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     def to_custom_config(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_custom_config(cls, custom_config: Mapping[str, Any]) -> "TransformConfig":
-        return cls(str(custom_config["image_key"]), str(custom_config["label_key"]), int(custom_config["image_size"]))
+        return cls(str(custom_config["image_key"]), str(custom_config["label_key"]), int(custom_config["image_size"]),
+                   int(custom_config.get("max_image_pixels") or MAX_IMAGE_PIXELS))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
+from tfx_image_finetune.image_header import MAX_IMAGE_PIXELS
+from tfx_image_finetune.trainer import pixel_limit
+
 IMAGE_XF = "image_xf"
 LABEL_XF = "label_xf"
 LABEL_VOCAB = "label_vocab"
@@ -35,11 +38,15 @@ def _as_vector(tensor) -> tf.Tensor:
     return tensor
 
 
-def decode_and_scale(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Encoded JPEG/PNG/GIF/BMP bytes [batch] -> float32 [batch, size, size, 3] in [-1, 1]."""
+def decode_and_scale(encoded: tf.Tensor, image_size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> tf.Tensor:
+    """Encoded JPEG/PNG/GIF/BMP bytes [batch] -> float32 [batch, size, size, 3] in [-1, 1].
+
+    An image whose header claims more than `max_pixels` fails with INVALID_ARGUMENT before it is decoded
+    (trainer/pixel_limit.py): the serving signatures decode through this graph."""
 
     def decode_one(data: tf.Tensor) -> tf.Tensor:
-        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+        with tf.control_dependencies([pixel_limit.check(data, max_pixels)]):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
         image.set_shape([None, None, 3])
         return tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size])
 
@@ -107,10 +114,11 @@ def checked_label_ids(raw_label, ids: tf.Tensor) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
-    """`custom_config`: image_key, label_key, image_size (only what this graph uses, so training changes
-    leave Transform's cache valid)."""
+    """`custom_config`: image_key, label_key, image_size, max_image_pixels (only what this graph uses, so
+    training changes leave Transform's cache valid; configs from before the pixel limit get its default)."""
     encoded = _as_vector(inputs[custom_config["image_key"]])
+    max_pixels = int(custom_config.get("max_image_pixels") or MAX_IMAGE_PIXELS)
     return {
-        IMAGE_XF: decode_and_scale(encoded, int(custom_config["image_size"])),
+        IMAGE_XF: decode_and_scale(encoded, int(custom_config["image_size"]), max_pixels),
         LABEL_XF: label_ids(_as_vector(inputs[custom_config["label_key"]])),
     }

@@ -20,8 +20,9 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 from tfx_image_finetune.components.image_folder_example_gen import executor, layout
-from tfx_image_finetune.components.image_folder_example_gen.executor import SELECTION_PERCENT_KEY
-from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY
+from tfx_image_finetune.components.image_folder_example_gen.executor import (MAX_IMAGE_PIXELS_KEY,
+                                                                             SELECTION_PERCENT_KEY)
+from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY, MAX_IMAGE_PIXELS
 
 
 class ImageIngestReport(types.Artifact):
@@ -36,6 +37,8 @@ class ImageFolderExampleGenSpec(FileBasedExampleGenSpec):
         **FileBasedExampleGenSpec.PARAMETERS,
         # Percent of train/ hashed into the selection split when the root has no test/ folder.
         SELECTION_PERCENT_KEY: ExecutionParameter(type=int, optional=True),
+        # Images whose header claims more pixels are skipped, with that reason (data.max_image_pixels).
+        MAX_IMAGE_PIXELS_KEY: ExecutionParameter(type=int, optional=True),
     }
     OUTPUTS = {
         **FileBasedExampleGenSpec.OUTPUTS,
@@ -92,9 +95,10 @@ class ImageFolderExampleGen(FileBasedExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, input_base: str, split_folders: Optional[List[str]], split_ratios: Dict[str, int],
-                 selection_percent: int):
+                 selection_percent: int, max_image_pixels: int = MAX_IMAGE_PIXELS):
         """`split_folders` (layout.given_split_folders) for a root already split, else None: hash-split by
-        `split_ratios` (percent). `selection_percent`: the share of train/ for selection when there is no test/."""
+        `split_ratios` (percent). `selection_percent`: the share of train/ for selection when there is no test/.
+        `max_image_pixels`: an image whose header claims more is a listed skip, never decoded."""
         input_config, output_config = make_configs(split_folders, split_ratios)
         spec = ImageFolderExampleGenSpec(
             input_base=input_base,
@@ -102,6 +106,7 @@ class ImageFolderExampleGen(FileBasedExampleGen):
             output_config=output_config,
             custom_config=None,
             selection_percent=selection_percent,
+            max_image_pixels=max_image_pixels,
             range_config=None,
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,

@@ -20,9 +20,12 @@ from tfx.utils import proto_utils
 
 from tfx_image_finetune.components.image_folder_example_gen import duplicates, layout
 from tfx_image_finetune.components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
-from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY, SELECTION_SPLIT, TRAIN_SPLIT
+from tfx_image_finetune.config import (FILENAME_FEATURE, INGEST_REPORT_KEY, MAX_IMAGE_PIXELS, SELECTION_SPLIT,
+                                       TRAIN_SPLIT)
+from tfx_image_finetune.image_header import pixel_limit_error
 
 SELECTION_PERCENT_KEY = "selection_percent"
+MAX_IMAGE_PIXELS_KEY = "max_image_pixels"  # both ExampleGens' execution parameter (data.max_image_pixels)
 REPORT_FILE = "report.json"
 _ROWS_DIR_PROPERTY = "_ingest_rows_dir"  # handed from Do to the per-split PTransform
 
@@ -31,10 +34,21 @@ def _bytes_feature(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def decode_error(data: bytes) -> str:
-    """'' if `data` decodes as an image TensorFlow can read (what Transform will do), else the reason."""
+def max_image_pixels(exec_properties: Dict[str, Any]) -> int:
+    """The pixel limit of this execution (the default for a component built before the limit existed)."""
+    return int(exec_properties.get(MAX_IMAGE_PIXELS_KEY) or MAX_IMAGE_PIXELS)
+
+
+def decode_error(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> str:
+    """'' if `data` decodes as an image TensorFlow can read (what Transform will do), else the reason.
+
+    An image whose header claims more than `max_pixels` is refused before decoding (the exported model would
+    refuse it too), so one small file cannot make this worker allocate gigabytes."""
     if not data:
         return "empty file"
+    too_large = pixel_limit_error(data, max_pixels)
+    if too_large:
+        return too_large
     try:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
@@ -65,9 +79,10 @@ def _op_message(err: tf.errors.OpError) -> str:
 class _ReadImage(beam.DoFn):
     """path -> tf.Example (main output) and one JSON report row per file (tagged output 'report')."""
 
-    def __init__(self, input_base: str, split_dir: str):
+    def __init__(self, input_base: str, split_dir: str, max_pixels: int = MAX_IMAGE_PIXELS):
         self._input_base = input_base
         self._split_dir = split_dir
+        self._max_pixels = max_pixels
 
     def process(self, path: str):
         row = _row(self._input_base, self._split_dir, path)
@@ -79,7 +94,7 @@ class _ReadImage(beam.DoFn):
             try:
                 with tf.io.gfile.GFile(path, "rb") as f:
                     data = f.read()
-                reason = decode_error(data)
+                reason = decode_error(data, self._max_pixels)
                 kind = reason.split(":")[0]
             except (OSError, tf.errors.OpError) as err:
                 kind = "unreadable"
@@ -127,7 +142,8 @@ def _ImageFolderToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, An
         pipeline
         | "ListFiles" >> beam.Create(files)
         | "Reshuffle" >> beam.Reshuffle()
-        | "ReadAndCheck" >> beam.ParDo(_ReadImage(input_base, split_dir)).with_outputs("report", main="examples")
+        | "ReadAndCheck" >> beam.ParDo(_ReadImage(input_base, split_dir, max_image_pixels(exec_properties)))
+        .with_outputs("report", main="examples")
     )
     listed = pipeline | "ListedSkips" >> beam.Create(
         [skip_row(input_base, split_dir, path, kind) for path, kind in skipped])

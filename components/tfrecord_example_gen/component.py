@@ -15,7 +15,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport
-from tfx_image_finetune.config import INGEST_REPORT_KEY
+from tfx_image_finetune.config import INGEST_REPORT_KEY, MAX_IMAGE_PIXELS
 from tfx_image_finetune.components.tfrecord_example_gen import executor
 
 
@@ -24,6 +24,7 @@ class TFRecordExampleGenSpec(FileBasedExampleGenSpec):
         **FileBasedExampleGenSpec.PARAMETERS,
         executor.IMAGE_KEY: ExecutionParameter(type=str),
         executor.LABEL_KEY: ExecutionParameter(type=str),
+        executor.MAX_IMAGE_PIXELS_KEY: ExecutionParameter(type=int, optional=True),
     }
     OUTPUTS = {
         **FileBasedExampleGenSpec.OUTPUTS,
@@ -36,7 +37,7 @@ class TFRecordExampleGen(FileBasedExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, input_base: str, pattern: str, output_config: example_gen_pb2.Output,
-                 image_key: str = "image", label_key: str = "label"):
+                 image_key: str = "image", label_key: str = "label", max_image_pixels: int = MAX_IMAGE_PIXELS):
         spec = TFRecordExampleGenSpec(
             input_base=input_base,
             input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]),
@@ -47,6 +48,7 @@ class TFRecordExampleGen(FileBasedExampleGen):
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             image_key=image_key,
             label_key=label_key,
+            max_image_pixels=max_image_pixels,
             examples=types.Channel(type=standard_artifacts.Examples),
             ingest_report=types.Channel(type=ImageIngestReport),
         )

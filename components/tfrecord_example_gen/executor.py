@@ -13,7 +13,8 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.types import artifact_utils
 
 from tfx_image_finetune.components.image_folder_example_gen import executor as image_folder
-from tfx_image_finetune.components.image_folder_example_gen.executor import decode_error
+from tfx_image_finetune.components.image_folder_example_gen.executor import (MAX_IMAGE_PIXELS_KEY, decode_error,
+                                                                            max_image_pixels)
 from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY
 
 IMAGE_KEY = "image_key"
@@ -32,8 +33,9 @@ def _first(feature: tf.train.Feature):
 class _CheckExample(beam.DoFn):
     """(file, record) -> the record (main output) and one JSON report row (tagged output 'report')."""
 
-    def __init__(self, input_base: str, image_key: str, label_key: str):
+    def __init__(self, input_base: str, image_key: str, label_key: str, max_pixels: int):
         self._input_base, self._image_key, self._label_key = input_base, image_key, label_key
+        self._max_pixels = max_pixels
 
     def process(self, item):
         filename, record = item
@@ -53,7 +55,7 @@ class _CheckExample(beam.DoFn):
         if not label:
             return [self._skip(relative, record, label, f"no {self._label_key!r} feature",
                                f"no {self._label_key!r} feature", ident)]
-        reason = decode_error(image)
+        reason = decode_error(image, self._max_pixels)
         if reason:
             return [self._skip(relative, record, label, reason.split(":")[0], reason, ident)]
         return [record, beam.pvalue.TaggedOutput("report", json.dumps(
@@ -80,7 +82,8 @@ def _CheckedTFRecordToExample(pipeline: beam.Pipeline, exec_properties: Dict[str
         | "ListFiles" >> beam.Create(files)
         | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
         | "CheckImage" >> beam.ParDo(_CheckExample(input_base, exec_properties[IMAGE_KEY],
-                                                   exec_properties[LABEL_KEY])).with_outputs("report", main="examples")
+                                                   exec_properties[LABEL_KEY], max_image_pixels(exec_properties))
+                           ).with_outputs("report", main="examples")
     )
     _ = results.report | "WriteReportRows" >> beam.io.WriteToText(
         os.path.join(exec_properties[_ROWS_DIR_PROPERTY], "rows-all"), file_name_suffix=".jsonl")
