@@ -135,3 +135,25 @@ def pytest_collection_modifyitems(config, items):
     if unmarked:
         raise pytest.UsageError("these tests use the first_run pipeline run but are not marked e2e: "
                                 + ", ".join(unmarked))
+
+
+def save_color_contract_model(root: str) -> str:
+    """A SavedModel with the serving contract (serving_default: image_bytes -> probabilities, class_ids,
+    classes) over the pipeline's own decode (trainer.transform.decode_and_scale, default pixel limit): red vs blue
+    by the mean red channel. Saved as version 1 under `root`; returns `root`."""
+    import tensorflow as tf
+
+    from tfx_image_finetune.trainer.transform import decode_and_scale
+
+    class Contract(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(self, image_bytes):
+            red = tf.reduce_mean(decode_and_scale(image_bytes, 8)[..., 0], axis=[1, 2])  # [-1, 1]
+            probabilities = tf.stack([(1 - red) / 2, (1 + red) / 2], axis=1)
+            class_ids = tf.argmax(probabilities, axis=1)
+            return {"probabilities": probabilities, "class_ids": class_ids,
+                    "classes": tf.gather(tf.constant(["blue", "red"]), class_ids)}
+
+    module = Contract()
+    tf.saved_model.save(module, os.path.join(root, "1"), signatures={"serving_default": module.serve})
+    return root

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import predict_cli
+from tests.conftest import predict_cli, save_color_contract_model
 from tests.image_bombs import BOMB_SIDE, animated_gif, claiming, export_model, jpeg_bomb, png_bomb, small_image
 from tfx_image_finetune.config import MAX_IMAGE_PIXELS, PipelineConfig
 from tfx_image_finetune.image_header import TOO_LARGE, dimensions, pixel_limit_error, size
@@ -156,21 +156,7 @@ def test_a_bomb_in_a_tfrecord_example_is_a_listed_skip(bombs):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The serving contract over the pipeline's own decode (trainer.transform.decode_and_scale, default limit)."""
-    from tfx_image_finetune.trainer.transform import decode_and_scale
-
-    class Contract(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-        def serve(self, image_bytes):
-            red = tf.reduce_mean(decode_and_scale(image_bytes, 8)[..., 0], axis=[1, 2])
-            probabilities = tf.stack([(1 - red) / 2, (1 + red) / 2], axis=1)
-            class_ids = tf.argmax(probabilities, axis=1)
-            return {"probabilities": probabilities, "class_ids": class_ids,
-                    "classes": tf.gather(tf.constant(["blue", "red"]), class_ids)}
-
-    root = tmp_path_factory.mktemp("served") / "image_classifier"
-    module = Contract()
-    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": module.serve})
-    return str(root)
+    return save_color_contract_model(str(tmp_path_factory.mktemp("served") / "image_classifier"))
 
 
 def test_predict_names_each_bomb_and_answers_the_other_files(served, bombs, tmp_path, capsys):

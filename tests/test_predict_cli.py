@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tfx_image_finetune.pipeline import predict
-from tests.conftest import predict_cli
+from tests.conftest import predict_cli, save_color_contract_model
 
 BAD_FILES = {
     "notes.jpg": "Unknown image file format. One of JPEG, PNG, GIF, BMP required.",
@@ -22,23 +22,7 @@ BAD_FILES = {
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    import tensorflow as tf
-
-    from tfx_image_finetune.trainer.transform import decode_and_scale
-
-    class Contract(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-        def serve(self, image_bytes):
-            red = tf.reduce_mean(decode_and_scale(image_bytes, 8)[..., 0], axis=[1, 2])  # [-1, 1]
-            probabilities = tf.stack([(1 - red) / 2, (1 + red) / 2], axis=1)
-            class_ids = tf.argmax(probabilities, axis=1)
-            return {"probabilities": probabilities, "class_ids": class_ids,
-                    "classes": tf.gather(tf.constant(["blue", "red"]), class_ids)}
-
-    root = tmp_path_factory.mktemp("served") / "image_classifier"
-    module = Contract()
-    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": module.serve})
-    return str(root)
+    return save_color_contract_model(str(tmp_path_factory.mktemp("served") / "image_classifier"))
 
 
 def _image(path, color, fmt="PNG"):
