@@ -95,12 +95,14 @@ def _quiet_library_warnings() -> None:
 
 def _run(cfg: PipelineConfig) -> int:
     """The checks (before TF or TFX is imported), then the run in a process of its own (pipeline/supervisor.py)."""
-    from tfx_image_finetune.pipeline import local_runner, preflight, supervisor
+    from tfx_image_finetune.pipeline import local_runner, preflight
     from tfx_image_finetune.pipeline.output_lock import output_lock
 
     preflight.make_output_dir(cfg)
     with output_lock(cfg.runtime.output_dir) as lock_fd:  # held until the verdict is read: no other run changes it
         data = local_runner.plan(cfg)  # config validated, demo images written, layout checked and counted
+        from tfx_image_finetune.pipeline import supervisor  # MLMD: only once the checks are through
+
         return supervisor.run(cfg, data, lock_fd)
 
 

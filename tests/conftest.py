@@ -115,6 +115,35 @@ def predict_cli(capsys, *argv):
     return code, [line.split("\t") for line in out.strip().splitlines()], err.strip().splitlines()
 
 
+# `tfx-image-finetune ARGS` in a fresh interpreter that, at exit, writes which heavy libraries it imported:
+# "answers at once" means "before TF, TFX, Beam or MLMD are imported", checked without a clock.
+_CLI_PROBE = """
+import atexit, json, os, runpy, sys
+HEAVY = {"tensorflow", "tfx", "apache_beam", "ml_metadata", "tensorflow_transform", "tensorflow_model_analysis"}
+def report():
+    with open(os.environ["CLI_PROBE_OUT"], "w") as f:
+        json.dump(sorted(HEAVY & {name.split(".")[0] for name in sys.modules}), f)
+atexit.register(report)
+sys.argv = ["tfx-image-finetune", *sys.argv[1:]]
+runpy.run_module("tfx_image_finetune.pipeline.cli", run_name="__main__")
+"""
+
+
+def cli_subprocess(*args: str, timeout: int = 120):
+    """(the finished process, the heavy libraries it imported) for `tfx-image-finetune ARGS`."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = os.path.join(scratch, "imported.json")
+        proc = subprocess.run([sys.executable, "-c", _CLI_PROBE, *args], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "CLI_PROBE_OUT": probe})
+        with open(probe) as f:
+            return proc, json.load(f)
+
+
 def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
     """{node id: state of its latest execution} (COMPLETE, CACHED, FAILED, ...), read from MLMD."""
     from tfx_image_finetune.pipeline.executions import State, store
