@@ -10,10 +10,14 @@ COPY requirements.lock setup.py ./
 RUN python -m pip install --no-cache-dir uv \
  && uv pip install --system --no-cache -r requirements.lock
 COPY tfx_image_finetune ./tfx_image_finetune
+COPY cli ./cli
+COPY local ./local
+COPY kubeflow ./kubeflow
+COPY report ./report
+COPY serving ./serving
 COPY pipeline ./pipeline
 COPY components ./components
 COPY trainer ./trainer
-COPY kubeflow ./kubeflow
 COPY schema ./schema
 RUN uv pip install --system --no-cache --no-deps . && rm -rf /src
 # The curated schema where the compiled spec points (CloudConfig.image_schema_dir).

@@ -20,7 +20,7 @@ test-fast: venv
 	$(VENV)/bin/python -m pytest tests -m "not e2e and not slow" $(PYTEST_ARGS)
 
 docs: venv
-	$(VENV)/bin/python -m tfx_image_finetune.pipeline.flag_reference
+	$(VENV)/bin/python -m tfx_image_finetune.cli.flag_reference
 
 # Re-resolve the lock (needs the network to PyPI); commit the result.
 lock: venv

@@ -1,15 +1,15 @@
 """tfx-image-finetune: a TFX pipeline that fine-tunes a pretrained Keras image model for TF Serving.
 
 Exact versions live in requirements.lock (the install uses it); these are the direct requirements.
-Everything installs under the one import name `tfx_image_finetune`: the repository's folders (pipeline/,
-components/, trainer/, kubeflow/, schema/) are mapped below it, so nothing collides with `kubeflow.*` (the
-Kubeflow SDKs' namespace), PyPI's `schema`, or other generic names.
+Everything installs under the one import name `tfx_image_finetune`: the repository's folders (cli/, local/,
+kubeflow/, report/, serving/, pipeline/, components/, trainer/, schema/) are mapped below it, so nothing
+collides with `kubeflow.*` (the Kubeflow SDKs' namespace), PyPI's `schema`, or other generic names.
 """
 
 from setuptools import setup
 
 NAME = "tfx_image_finetune"
-FOLDERS = ["pipeline", "components", "trainer", "kubeflow", "schema"]
+FOLDERS = ["cli", "local", "kubeflow", "report", "serving", "pipeline", "components", "trainer", "schema"]
 SUBPACKAGES = [
     "components.evaluator",
     "components.image_folder_example_gen",
@@ -26,7 +26,7 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=[NAME] + [f"{NAME}.{p}" for p in FOLDERS + SUBPACKAGES],
     package_dir={NAME: NAME, **{f"{NAME}.{folder}": folder for folder in FOLDERS}},
-    package_data={f"{NAME}.schema": ["*.pbtxt"], f"{NAME}.pipeline": ["quiet_shutdown/sitecustomize.py"]},
+    package_data={f"{NAME}.schema": ["*.pbtxt"], f"{NAME}.local": ["quiet_shutdown/sitecustomize.py"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "dill",  # apache-beam 2.74 no longer pulls it in; TFT 1.16 imports it
@@ -34,5 +34,5 @@ setup(
         "matplotlib",  # the run report's plots (Agg backend)
     ],
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["tfx-image-finetune=tfx_image_finetune.pipeline.cli:main"]},
+    entry_points={"console_scripts": ["tfx-image-finetune=tfx_image_finetune.cli.main:main"]},
 )

@@ -83,7 +83,7 @@ def _measure(model_dir: str, manifest: str) -> list:
 
     sys.path.insert(0, REPO)
     from tests.image_bombs import small_image
-    from tfx_image_finetune.pipeline.predict import latest_version_dir, tf_reason
+    from tfx_image_finetune.serving.predict import latest_version_dir, tf_reason
 
     serve = tf.saved_model.load(latest_version_dir(model_dir)).signatures["serving_default"]
     serve(image_bytes=tf.constant([small_image("JPEG")]))  # warm: the graph's first run allocates its pools

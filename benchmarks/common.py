@@ -53,7 +53,7 @@ def run_cli(args: List[str], log_path: Optional[str] = None) -> Dict[str, float]
 
 def component_seconds(output: str) -> Dict[str, float]:
     """{component: seconds of its latest execution} from the run's MLMD."""
-    from tfx_image_finetune.pipeline.run_summary import execution_seconds
+    from tfx_image_finetune.report.run_summary import execution_seconds
 
     return {name: round(seconds, 1) for name, seconds in execution_seconds(os.path.join(output, "metadata.sqlite")).items()}
 
@@ -73,7 +73,7 @@ def fit_seconds(history: Dict) -> float:
 
 def accuracy(output: str) -> Tuple[float, int]:
     """(the Evaluator's accuracy on the test split, its example count)."""
-    from tfx_image_finetune.pipeline.run_summary import eval_metrics
+    from tfx_image_finetune.report.run_summary import eval_metrics
 
     metrics = eval_metrics(os.path.join(output, "metadata.sqlite"))
     value = metrics.get("binary_accuracy", metrics.get("sparse_categorical_accuracy"))

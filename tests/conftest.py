@@ -53,7 +53,7 @@ def first_run(demo_images, tmp_path_factory, first_run_log):
 
     Tests that run the pipeline again do it on a copy (`copy_of_run`), so none depends on the order of tests.
     """
-    from tfx_image_finetune.pipeline import local_runner
+    from tfx_image_finetune.local import runner as local_runner
 
     cfg = small_config(str(tmp_path_factory.mktemp("e2e")), demo_images)
     root, level = logging.getLogger(), logging.getLogger().level
@@ -96,7 +96,7 @@ def color_classes(root: str, colors: dict, per_class: int, size: int = 64) -> st
 
 @pytest.fixture(scope="session")
 def demo_images(tmp_path_factory):
-    from tfx_image_finetune.pipeline import demo_data
+    from tfx_image_finetune.local import demo_data
 
     root = str(tmp_path_factory.mktemp("demo_images"))
     demo_data.generate(root, per_class=60)
@@ -105,7 +105,7 @@ def demo_images(tmp_path_factory):
 
 def predict_cli(capsys, *argv):
     """`tfx-image-finetune predict ...` in this process: (exit code, stdout lines split on tabs, stderr lines)."""
-    from tfx_image_finetune.pipeline.cli import main
+    from tfx_image_finetune.cli.main import main
 
     try:
         code = main(["predict", *argv])
@@ -125,7 +125,7 @@ def report():
         json.dump(sorted(HEAVY & {name.split(".")[0] for name in sys.modules}), f)
 atexit.register(report)
 sys.argv = ["tfx-image-finetune", *sys.argv[1:]]
-runpy.run_module("tfx_image_finetune.pipeline.cli", run_name="__main__")
+runpy.run_module("tfx_image_finetune.cli.main", run_name="__main__")
 """
 
 
@@ -146,7 +146,7 @@ def cli_subprocess(*args: str, timeout: int = 120):
 
 def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
     """{node id: state of its latest execution} (COMPLETE, CACHED, FAILED, ...), read from MLMD."""
-    from tfx_image_finetune.pipeline.executions import State, store
+    from tfx_image_finetune.metadata_store import State, store
 
     s = store(metadata_path)
     out = {}

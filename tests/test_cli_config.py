@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tfx_image_finetune.pipeline.cli import build_parser, config_from_args, main
+from tfx_image_finetune.cli.main import build_parser, config_from_args, main
 from tfx_image_finetune.config import ConfigError, ModelConfig, PipelineConfig
 from tests.conftest import MOBILENET_WEIGHTS, cli_subprocess
 
@@ -184,7 +184,7 @@ def test_an_output_folder_that_cannot_be_created_fails_at_start_naming_the_flag(
 
 
 def test_the_serving_dir_probe_leaves_nothing_behind(tmp_path):
-    from tfx_image_finetune.pipeline.preflight import check_serving_dir
+    from tfx_image_finetune.local.preflight import check_serving_dir
 
     cfg = PipelineConfig()
     cfg.serving.serving_dir = str(tmp_path / "serving")
@@ -216,7 +216,7 @@ def test_a_serving_dir_without_write_permission_fails_for_a_non_root_user():
         os.chmod(writable, 0o777)
         code = ("import os, sys\n"
                 "from tfx_image_finetune.config import ConfigError, PipelineConfig\n"
-                "from tfx_image_finetune.pipeline.preflight import check_serving_dir\n"
+                "from tfx_image_finetune.local.preflight import check_serving_dir\n"
                 f"os.setgid({NOBODY}); os.setuid({NOBODY})\n"
                 "for path in sys.argv[1:]:\n"
                 "    cfg = PipelineConfig(); cfg.serving.serving_dir = path\n"
@@ -254,8 +254,8 @@ def test_a_damaged_metadata_store_fails_at_start_in_one_line(tmp_path):
 def test_a_sound_metadata_store_passes_and_a_damaged_page_is_found(tmp_path):
     import sqlite3
 
-    from tfx_image_finetune.pipeline import run_summary
-    from tfx_image_finetune.pipeline.preflight import CorruptMetadataError, check_metadata
+    from tfx_image_finetune.report import run_summary
+    from tfx_image_finetune.metadata_store import CorruptMetadataError, check_metadata
 
     sound = str(tmp_path / "metadata.sqlite")
     run_summary.store(sound)  # MLMD creates its schema

@@ -1,4 +1,4 @@
-"""The clients (pipeline/predict.py RestClient, GrpcClient) against TF Serving's documented responses, not the
+"""The clients (serving/predict.py RestClient, GrpcClient) against TF Serving's documented responses, not the
 stand-in's.
 
 A tiny HTTP server answers fixed bodies, each in the form TF Serving documents:
@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tfx_image_finetune.pipeline import predict
-from tfx_image_finetune.pipeline.cli import main
+from tfx_image_finetune.serving import predict
+from tfx_image_finetune.cli.main import main
 
 ROW_MULTI = {"predictions": [{"probabilities": [0.2, 0.8], "class_ids": 1, "classes": "sunny"},
                              {"probabilities": [0.9, 0.1], "class_ids": 0, "classes": "night"}]}

@@ -16,7 +16,8 @@ import warnings
 import pytest
 from absl import logging as absl_logging
 
-from tfx_image_finetune.pipeline import console, run_guard
+from tfx_image_finetune.local import console
+from tfx_image_finetune.local import run_guard
 
 TFX_ROOT = os.path.dirname(importlib.util.find_spec("tfx").origin)
 BEAM_ROOT = os.path.dirname(importlib.util.find_spec("apache_beam").origin)
@@ -50,7 +51,7 @@ def _a_run(log_file, verbose, total=None):
         assert stream is shown
         if total:
             console.expect_components(total)
-        logging.getLogger("tfx_image_finetune.pipeline.local_runner").info("using the generated demo images")
+        logging.getLogger("tfx_image_finetune.local.runner").info("using the generated demo images")
         _component("ImageFolderExampleGen", seconds_cached=True)
         _component("StatisticsGen")
         worker = logging.getLogger(console.BEAM_WORKER_LOGGER)
@@ -66,7 +67,7 @@ def _a_run(log_file, verbose, total=None):
         try:
             raise ValueError("disk full\nno space left")
         except ValueError:
-            logging.getLogger("tfx_image_finetune.pipeline.local_runner").warning("could not write the run "
+            logging.getLogger("tfx_image_finetune.local.runner").warning("could not write the run "
                                                                                   "report", exc_info=True)
         _component("Trainer", failed=True)
     return shown.getvalue().splitlines(), open(log_file).read()
@@ -211,7 +212,7 @@ def test_every_setting_is_undone_on_the_way_out(tmp_path):
 FD2_SCRIPT = textwrap.dedent("""
     import logging, os, subprocess, sys
     from absl import logging as absl_logging
-    from tfx_image_finetune.pipeline import console
+    from tfx_image_finetune.local import console
 
     with console.run_output(sys.argv[1], verbose=sys.argv[2] == "verbose"):
         absl_logging.info(console.TFX_RUNNING, "Transform")

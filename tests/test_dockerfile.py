@@ -102,4 +102,4 @@ def test_the_installed_distribution_has_one_top_level_name_and_every_package(tmp
                 expected.add("tfx_image_finetune." + os.path.relpath(path, REPO).replace(os.sep, "."))
     assert installed == expected
     assert "tfx_image_finetune/schema/schema.pbtxt" in names
-    assert "tfx_image_finetune/pipeline/quiet_shutdown/sitecustomize.py" in names
+    assert "tfx_image_finetune/local/quiet_shutdown/sitecustomize.py" in names

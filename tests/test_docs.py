@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tfx_image_finetune.pipeline import flag_reference
+from tfx_image_finetune.cli import flag_reference
 from tests.conftest import REPO
 
 README = os.path.join(REPO, "README.md")
@@ -33,7 +33,7 @@ def test_the_flag_reference_is_what_the_parser_generates():
         diff = "".join(list(difflib.unified_diff(committed.splitlines(True), expected.splitlines(True),
                                                  "docs/configuration.md (committed)", "generated now", n=1))[:40])
         pytest.fail(f"docs/configuration.md's flag reference is out of date: run `{flag_reference.COMMAND}` "
-                    f"(python -m tfx_image_finetune.pipeline.flag_reference) and commit the result.\n{diff}")
+                    f"(python -m tfx_image_finetune.cli.flag_reference) and commit the result.\n{diff}")
 
 
 def test_every_argument_of_every_command_is_in_the_reference():

@@ -12,11 +12,10 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import CATS_DOGS
-from tests.test_example_gen import _run
-from tests.test_report_html import _data
 from tfx_image_finetune.components.image_folder_example_gen import duplicates
-from tfx_image_finetune.pipeline.report_html import render
-from tfx_image_finetune.pipeline.run_summary import ingest_lines
+from tfx_image_finetune.report.render import render
+from tfx_image_finetune.report.run_summary import ingest_lines
+from tests.helpers import report_data, run_example_gen
 
 needs_photos = pytest.mark.skipif(not os.path.isdir(CATS_DOGS), reason=f"no real photos at {CATS_DOGS}")
 
@@ -56,7 +55,7 @@ def test_copies_within_train_are_counted_and_copies_of_training_images_kept_out(
         name = _name_in(split, cls, f"copy{i}")
         shutil.copy(root / original, root / name)
         (within if split == "train" else leaked).append((name, original))
-    splits, report = _run(str(root), str(tmp_path / "out"))
+    splits, report = run_example_gen(str(root), str(tmp_path / "out"))
 
     found = report["duplicates"]
     assert found["within_split"] == {"train": 5} and found["kept_out"] == 6
@@ -86,7 +85,7 @@ def test_a_resized_copy_is_a_near_duplicate_and_two_labels_are_listed(tmp_path):
     data = (root / "train" / "cats" / "cat.3.jpg").read_bytes()
     (root / "test" / "cats" / "smaller.jpg").write_bytes(_resized_copy(data))
     shutil.copy(root / "train" / "dogs" / "dog.5.jpg", root / "train" / "cats" / "also_a_cat.jpg")
-    splits, report = _run(str(root), str(tmp_path / "out"))
+    splits, report = run_example_gen(str(root), str(tmp_path / "out"))
 
     found = report["duplicates"]
     assert found["files_compared"] == 122
@@ -137,7 +136,7 @@ def test_banded_search_finds_every_pair_within_the_distance():
 
 
 def test_the_page_shows_the_pairs_escaped():
-    data = _data(2)
+    data = report_data(2)
     pair = {"path": "test/<img src=x onerror=alert(1)>.jpg", "split": "test", "label": "a&b", "copy_of": 'train/"q".jpg',
             "copy_of_split": "train", "copy_of_label": "cats", "match": "exact"}
     data["ingest"]["duplicates"] = {"kept_out": 1, "kept_out_per_split": {"test": 1}, "within_split": {"train": 2},

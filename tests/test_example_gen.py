@@ -5,57 +5,16 @@ import os
 import shutil
 
 import pytest
-import tensorflow as tf
 from PIL import Image
-from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
-from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport, make_configs
-from tfx_image_finetune.components.image_folder_example_gen.executor import REPORT_FILE, Executor, ImageIngestError
-from tfx_image_finetune.components.image_folder_example_gen.layout import given_split_folders
-
-RATIOS = {"train": 80, "selection": 10, "test": 10}
-
-
-def _run(input_base, out_dir, split_ratios=None, selection_percent=10, **exec_properties):
-    """Run the executor as TFX would; returns ({split: [(filename, label)]}, report dict)."""
-    folders = given_split_folders(input_base)
-    input_config, output_config = make_configs(folders, split_ratios or RATIOS)
-    examples = standard_artifacts.Examples()
-    examples.uri = os.path.join(out_dir, "examples")
-    report = ImageIngestReport()
-    report.uri = os.path.join(out_dir, "report")
-    os.makedirs(report.uri, exist_ok=True)
-    Executor().Do(
-        {},
-        {"examples": [examples], "ingest_report": [report]},
-        {
-            "input_base": input_base,
-            "input_config": proto_utils.proto_to_json(input_config),
-            "output_config": proto_utils.proto_to_json(output_config),
-            "output_data_format": 6,  # FORMAT_TF_EXAMPLE
-            "output_file_format": 5,  # FORMAT_TFRECORDS_GZIP
-            "selection_percent": selection_percent,
-            **exec_properties,
-        },
-    )
-    out = {}
-    for split in artifact_utils.decode_split_names(examples.split_names):
-        rows = []
-        for path in tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")):
-            for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
-                ex = tf.train.Example.FromString(record.numpy())
-                f = ex.features.feature
-                rows.append((f["filename"].bytes_list.value[0].decode(), f["label"].bytes_list.value[0].decode()))
-                assert f["image"].bytes_list.value[0]
-        out[split] = sorted(rows)
-    with open(os.path.join(report.uri, REPORT_FILE)) as f:
-        return out, json.load(f)
-
+from tfx_image_finetune.components.image_folder_example_gen.component import make_configs
+from tfx_image_finetune.components.image_folder_example_gen.executor import ImageIngestError
+from tests.helpers import SPLIT_RATIOS, run_example_gen
 
 def test_hash_split_is_deterministic_and_follows_ratios(demo_images, tmp_path):
-    first, report = _run(demo_images, str(tmp_path / "a"))
-    second, _ = _run(demo_images, str(tmp_path / "b"))
+    first, report = run_example_gen(demo_images, str(tmp_path / "a"))
+    second, _ = run_example_gen(demo_images, str(tmp_path / "b"))
     assert first == second
     assert set(first) == {"train", "selection", "test"}
     total = sum(len(rows) for rows in first.values())
@@ -66,7 +25,7 @@ def test_hash_split_is_deterministic_and_follows_ratios(demo_images, tmp_path):
     assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
     assert {label for _, label in first["train"]} == {"night", "sunny"}
     assert all(name.startswith(label + "/") for name, label in first["train"])
-    other, _ = _run(demo_images, str(tmp_path / "c"), {"train": 50, "selection": 25, "test": 25})
+    other, _ = run_example_gen(demo_images, str(tmp_path / "c"), {"train": 50, "selection": 25, "test": 25})
     assert len(other["train"]) < len(first["train"])
 
 
@@ -84,7 +43,7 @@ def test_bad_files_are_skipped_counted_and_listed(demo_images, tmp_path):
     with open(os.path.join(root, "sunny", "fake.png"), "w") as f:
         f.write("<html>")
     Image.new("RGB", (10, 10), (1, 2, 3)).save(os.path.join(root, "sunny", "tiny.gif"))
-    splits, report = _run(root, str(tmp_path / "out"))
+    splits, report = run_example_gen(root, str(tmp_path / "out"))
     assert report["valid_images"] == 121  # the GIF is a real image
     assert report["skipped_files"] == 3
     skipped = {r["path"]: r["reason"] for r in report["skipped"]}
@@ -103,14 +62,14 @@ def test_given_splits_are_kept(demo_images, tmp_path):
             for i in cls_range:
                 name = f"{cls}_{i:04d}.jpg"
                 shutil.copy(os.path.join(demo_images, cls, name), root / split / cls / name)
-    splits, report = _run(str(root), str(tmp_path / "out"), selection_percent=25)
+    splits, report = run_example_gen(str(root), str(tmp_path / "out"), selection_percent=25)
     assert set(splits) == {"train", "selection", "test"}
     # validation/ is what the Evaluator judges; selection is carved out of train/ by a hash of the path.
     assert len(splits["test"]) == 40 and all(name.startswith("validation/") for name, _ in splits["test"])
     assert len(splits["train"]) + len(splits["selection"]) == 80
     assert 10 <= len(splits["selection"]) <= 30 and not set(splits["train"]) & set(splits["selection"])
     assert all(name.startswith("train/") for name, _ in splits["train"] + splits["selection"])
-    again, _ = _run(str(root), str(tmp_path / "again"), selection_percent=25)
+    again, _ = run_example_gen(str(root), str(tmp_path / "again"), selection_percent=25)
     assert again == splits  # deterministic
     assert report["valid_per_class"] == {"train": {"night": 40, "sunny": 40}, "validation": {"night": 20, "sunny": 20}}
     assert report["skipped_files"] == 0
@@ -124,7 +83,7 @@ def test_a_given_test_folder_is_judged_and_validation_selects(demo_images, tmp_p
             for i in cls_range:
                 name = f"{cls}_{i:04d}.jpg"
                 shutil.copy(os.path.join(demo_images, cls, name), root / split / cls / name)
-    splits, _ = _run(str(root), str(tmp_path / "out"))
+    splits, _ = run_example_gen(str(root), str(tmp_path / "out"))
     assert {split: len(rows) for split, rows in splits.items()} == {"train": 60, "selection": 30, "test": 30}
     assert all(name.startswith("validation/") for name, _ in splits["selection"])
     assert all(name.startswith("test/") for name, _ in splits["test"])
@@ -138,7 +97,7 @@ def test_class_sets_must_agree_across_splits(demo_images, tmp_path):
     os.makedirs(root / "validation" / "cloudy")
     shutil.copy(os.path.join(demo_images, "night", "night_0001.jpg"), root / "validation" / "cloudy")
     with pytest.raises(ImageIngestError, match="class folders differ between splits"):
-        _run(str(root), str(tmp_path / "out"))
+        run_example_gen(str(root), str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("case, message", [
@@ -159,7 +118,7 @@ def test_unusable_folders_fail_with_a_clear_message(demo_images, tmp_path, case,
         os.makedirs(root / "broken")
         (root / "broken" / "a.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises((ImageIngestError, FileNotFoundError), match=message):
-        _run(str(root), str(tmp_path / "out"))
+        run_example_gen(str(root), str(tmp_path / "out"))
 
 
 def test_an_empty_split_is_an_error_naming_it(demo_images, tmp_path):
@@ -169,7 +128,7 @@ def test_an_empty_split_is_an_error_naming_it(demo_images, tmp_path):
         for i in range(3):
             shutil.copy(os.path.join(demo_images, cls, f"{cls}_{i:04d}.jpg"), root / cls)
     with pytest.raises(ImageIngestError, match="split has no image.*--split"):
-        _run(str(root), str(tmp_path / "out"), {"train": 90, "selection": 5, "test": 5})
+        run_example_gen(str(root), str(tmp_path / "out"), {"train": 90, "selection": 5, "test": 5})
 
 
 def test_every_file_is_ingested_or_listed_with_a_reason(demo_images, tmp_path):
@@ -184,7 +143,7 @@ def test_every_file_is_ingested_or_listed_with_a_reason(demo_images, tmp_path):
     os.makedirs(os.path.join(root, ".cache"))
     shutil.copy(src, os.path.join(root, ".cache", "x.jpg"))
     os.symlink(os.path.join(root, "gone.jpg"), os.path.join(root, "sunny", "dangling.jpg"))
-    splits, report = _run(root, str(tmp_path / "out"))
+    splits, report = run_example_gen(root, str(tmp_path / "out"))
     names = {name for rows in splits.values() for name, _ in rows}
     assert {"night/sub/a.jpg", "night/sub/deeper/b.jpg"} <= names
     assert report["valid_images"] == 122 and report["nested_images"] == 2
@@ -210,7 +169,7 @@ def test_files_beside_the_split_folders_are_listed(demo_images, tmp_path):
                 shutil.copy(os.path.join(demo_images, cls, f"{cls}_{i:04d}.jpg"), root / split / cls)
     (root / "README.txt").write_text("about")
     shutil.copy(os.path.join(demo_images, "night", "night_0000.jpg"), root / "train" / "loose.jpg")
-    _, report = _run(str(root), str(tmp_path / "out"))
+    _, report = run_example_gen(str(root), str(tmp_path / "out"))
     kinds = {r["path"]: r["kind"] for r in report["skipped"]}
     assert kinds == {"README.txt": "not in a split folder", "train/loose.jpg": "not in a class folder"}
 
@@ -221,7 +180,7 @@ def test_a_failed_ingest_keeps_its_report(demo_images, tmp_path):
     os.makedirs(root / "broken")
     (root / "broken" / "a.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises(ImageIngestError, match=r"report: .*ingest_reports/report.json") as err:
-        _run(str(root), str(tmp_path / "out"))
+        run_example_gen(str(root), str(tmp_path / "out"))
     kept = str(err.value).rsplit("report: ", 1)[1].rstrip(")")
     assert json.load(open(kept))["skipped"][0]["path"] == "broken/a.jpg"
 
@@ -234,7 +193,7 @@ def test_driver_fingerprints_nested_files_and_survives_broken_links(demo_images,
     from tfx_image_finetune.components.image_folder_example_gen.component import ImageFolderDriver
 
     root = _copy_tree(demo_images, tmp_path / "data")
-    input_config, _ = make_configs(None, RATIOS)
+    input_config, _ = make_configs(None, SPLIT_RATIOS)
 
     def fingerprint(driver_class):
         props = {"input_base": root, "input_config": proto_utils.proto_to_json(input_config)}

@@ -1,4 +1,4 @@
-"""pipeline/executions.py: what a killed or failed run left RUNNING in MLMD is cancelled and its folders removed,
+"""local/executions.py: what a killed or failed run left RUNNING in MLMD is cancelled and its folders removed,
 by TFX's own folder layout and property names (TFX internals: pinned here, so an upgrade that moves them fails
 this test instead of leaving partial outputs behind)."""
 
@@ -8,8 +8,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration.portable import outputs_utils
 
 from tfx_image_finetune.config import PipelineConfig
-from tfx_image_finetune.pipeline import executions
-from tfx_image_finetune.pipeline.executions import State
+from tfx_image_finetune.local import executions
+from tfx_image_finetune.metadata_store import State, store
 
 
 def _put_trainer_execution(s, state) -> metadata_store_pb2.Execution:
@@ -37,7 +37,7 @@ def test_the_tfx_layout_the_clean_up_relies_on_is_the_installed_one():
 def test_unfinished_executions_are_cancelled_and_the_folders_tfx_made_for_them_removed(tmp_path):
     cfg = PipelineConfig()
     cfg.runtime.output_dir = str(tmp_path)
-    s = executions.store(cfg.metadata_path)
+    s = store(cfg.metadata_path)
     node_dir = os.path.join(cfg.pipeline_root, "Trainer")
     made = {}
     for state in (State.COMPLETE, State.RUNNING):

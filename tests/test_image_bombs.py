@@ -6,9 +6,7 @@ code over a real tf.Transform graph and a tiny Keras head: no pipeline run. The 
 costs is measured by benchmarks/bomb_memory.py, not here.
 """
 
-import io
 import json
-import os
 import shutil
 import struct
 import zlib
@@ -21,6 +19,7 @@ from tests.conftest import predict_cli, save_color_contract_model
 from tests.image_bombs import BOMB_SIDE, animated_gif, claiming, export_model, jpeg_bomb, png_bomb, small_image
 from tfx_image_finetune.config import MAX_IMAGE_PIXELS, PipelineConfig
 from tfx_image_finetune.image_header import TOO_LARGE, dimensions, pixel_limit_error, size
+from tests.helpers import run_example_gen
 
 FORMATS = ("JPEG", "PNG", "GIF", "BMP")
 BOMB_REASON = (f"image above the pixel limit: {BOMB_SIDE}x{BOMB_SIDE} = {BOMB_SIDE ** 2} pixels, "
@@ -121,8 +120,7 @@ def test_the_limit_travels_from_the_config_into_the_exported_model(tmp_path):
 
 
 def test_a_bomb_in_a_class_folder_is_a_listed_skip(demo_images, tmp_path, bombs):
-    from tests.test_example_gen import _run
-    from tfx_image_finetune.pipeline.run_summary import ingest_lines
+    from tfx_image_finetune.report.run_summary import ingest_lines
 
     root = tmp_path / "data"
     shutil.copytree(demo_images, root)
@@ -130,7 +128,7 @@ def test_a_bomb_in_a_class_folder_is_a_listed_skip(demo_images, tmp_path, bombs)
     (root / "sunny" / "bomb.jpg").write_bytes(bombs["jpeg"])
     (root / "sunny" / "huge.bmp").write_bytes(claiming("BMP", 12000, 8000))
     (root / "sunny" / "fine.gif").write_bytes(small_image("GIF", size=(300, 200)))
-    splits, report = _run(str(root), str(tmp_path / "out"))
+    splits, report = run_example_gen(str(root), str(tmp_path / "out"))
     assert report["valid_images"] == 121 and report["skipped_files"] == 3
     skipped = {r["path"]: (r["kind"], r["reason"]) for r in report["skipped"]}
     assert skipped == {"night/bomb.png": (TOO_LARGE, BOMB_REASON), "sunny/bomb.jpg": (TOO_LARGE, BOMB_REASON),
@@ -139,7 +137,7 @@ def test_a_bomb_in_a_class_folder_is_a_listed_skip(demo_images, tmp_path, bombs)
     assert "Skipped: 3 (image above the pixel limit 3)" in ingest_lines(None, report)
     assert "sunny/fine.gif" in {name for rows in splits.values() for name, _ in rows}
     # The limit is the execution's: data.max_image_pixels reaches the executor as an execution parameter.
-    _, lower = _run(str(root), str(tmp_path / "lower"), max_image_pixels=300 * 200 - 1)
+    _, lower = run_example_gen(str(root), str(tmp_path / "lower"), max_image_pixels=300 * 200 - 1)
     assert lower["skipped_per_reason"] == {".": {TOO_LARGE: 4}}
 
 
@@ -175,7 +173,7 @@ def test_predict_names_each_bomb_and_answers_the_other_files(served, bombs, tmp_
 
 
 def test_the_report_makes_no_thumbnail_of_a_bomb(bombs):
-    from tfx_image_finetune.pipeline.report_html import thumbnail
+    from tfx_image_finetune.report.render import thumbnail
 
     assert thumbnail(small_image("JPEG", size=(400, 300))).startswith("data:image/jpeg;base64,")
     assert thumbnail(bombs["jpeg"]) is None and thumbnail(bombs["png"]) is None

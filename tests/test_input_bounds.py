@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from tests.test_transform import _analyze_and_transform, _encoded
 from tfx_image_finetune.trainer.data import choose_input, make_dataset
 from tfx_image_finetune.trainer.export import in_chunks
+from tests.helpers import analyze_and_transform, encoded_image
 
 
 def test_the_input_is_streamed_only_above_the_budget():
@@ -18,8 +18,8 @@ def test_the_input_is_streamed_only_above_the_budget():
 
 def test_streamed_and_in_memory_inputs_give_every_example_once_per_epoch(tmp_path):
     """Shards read interleaved, records shuffled as bytes, decoded per batch: the same examples as the cached path."""
-    rows = [{"image": [_encoded((25 * i, 0, 0))], "label": [b"cat" if i % 2 else b"dog"]} for i in range(10)]
-    _, output = _analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
+    rows = [{"image": [encoded_image((25 * i, 0, 0))], "label": [b"cat" if i % 2 else b"dog"]} for i in range(10)]
+    _, output = analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), tmp_path)
     shards = []
     for shard in range(3):
         shards.append(str(tmp_path / f"examples-{shard}.gz"))

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from tfx_image_finetune.pipeline import demo_data
+from tfx_image_finetune.local import demo_data
 from tests.conftest import last_states
 
 pytestmark = pytest.mark.e2e  # CLI `run`s, interrupted and resumed
@@ -31,7 +31,7 @@ def _run_until(args, marker, signum, timeout=420, group=False, after_signal=None
     """Runs the CLI; once `marker` appears in its output, sends `signum` (to its whole process group, as a
     terminal's Ctrl-C does, if `group`), then calls `after_signal(the CLI's psutil.Process, its children before
     the signal)`. Returns (exit code, output)."""
-    proc = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.pipeline.cli"] + args, cwd=REPO, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.cli.main"] + args, cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     lines, seen = [], threading.Event()
 
@@ -70,7 +70,7 @@ def _check_clean(cfg_out, node, pipeline_name="tfx-image-finetune"):
 
 def _only_complete_outputs(out):
     """Every output folder on disk (<node>/<key>/<execution id>, temporary ones too) is a COMPLETE execution's."""
-    from tfx_image_finetune.pipeline.executions import State, store
+    from tfx_image_finetune.metadata_store import State, store
 
     complete = {e.id for e in store(os.path.join(out, "metadata.sqlite")).get_executions()
                 if e.last_known_state == State.COMPLETE}

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from tfx_image_finetune.pipeline.cli import main
+from tfx_image_finetune.cli.main import main
 from tests.conftest import cli_subprocess
 
 CLOUD = ["--target", "vertex", "--project", "my-proj", "--region", "europe-west4",

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tfx_image_finetune.pipeline.cli import main
+from tfx_image_finetune.cli.main import main
 from tests.conftest import REPO
 from tests.kfp_local_runner import Run, Store
 
@@ -24,7 +24,7 @@ RUNTIME = {"head_epochs": 1, "finetune_epochs": 1}  # what this run asks for ins
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    from tfx_image_finetune.pipeline import demo_data
+    from tfx_image_finetune.local import demo_data
 
     bucket = tmp_path_factory.mktemp("bucket")
     demo_data.generate(str(bucket / "images"), per_class=20, size=64)

@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from tfx_image_finetune.pipeline import run_guard
-from tfx_image_finetune.pipeline.run_summary import format_metrics
+from tfx_image_finetune.local import run_guard
+from tfx_image_finetune.report.run_summary import format_metrics
 
 SCRIPT = """
 class AtomicFunction:  # same qualname as TensorFlow's, whose __del__ fails at interpreter shutdown

@@ -8,9 +8,9 @@ import re
 import pytest
 import tensorflow as tf
 
-from tfx_image_finetune.pipeline import cli, local_runner
-from tfx_image_finetune.pipeline import run_summary as md
-from tfx_image_finetune.pipeline.output_lock import output_lock
+from tfx_image_finetune.cli import main as cli
+from tfx_image_finetune.report import run_summary as md
+from tfx_image_finetune.local.output_lock import output_lock
 from tests.conftest import MOBILENET_WEIGHTS, cli_subprocess, color_classes, copy_of_run, small_config, last_states
 from tfx_image_finetune.serving_contract import versions
 

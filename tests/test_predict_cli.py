@@ -11,7 +11,7 @@ import os
 import pytest
 from PIL import Image
 
-from tfx_image_finetune.pipeline import predict
+from tfx_image_finetune.serving import predict
 from tests.conftest import predict_cli, save_color_contract_model
 
 BAD_FILES = {
@@ -129,7 +129,7 @@ def test_output_file_has_every_class_probability_as_csv_or_json_lines(model_dir,
 def test_output_rows_are_written_batch_by_batch(model_dir, tmp_path):
     """Images are read a batch at a time and each row is on disk before the next batch is read: the files
     of the second batch are deleted after the first batch's rows are written, and only then is it missed."""
-    from tfx_image_finetune.pipeline.predict_output import PredictionWriter
+    from tfx_image_finetune.serving.predict_output import PredictionWriter
 
     files = [_image(tmp_path / "in" / f"{i:02d}.png", (250, 0, 0)) for i in range(predict.BATCH_SIZE + 3)]
     client = predict.SavedModelClient(model_dir)

@@ -316,7 +316,7 @@ def _record_run(output_dir, artifacts):
     artifacts, as the LocalDagRunner records a run's outputs."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from tfx_image_finetune.pipeline import run_summary
+    from tfx_image_finetune.report import run_summary
 
     os.makedirs(output_dir, exist_ok=True)
     s = run_summary.store(os.path.join(output_dir, "metadata.sqlite"))
@@ -336,7 +336,8 @@ def test_the_closing_line_and_the_report_name_the_version_this_run_pushed(tmp_pa
     disk."""
     from tfx.types import standard_artifacts
 
-    from tfx_image_finetune.pipeline import report, run_summary
+    from tfx_image_finetune.report import run_report as report
+    from tfx_image_finetune.report import run_summary
 
     base = str(tmp_path / "serving" / "m")
     model_a = os.path.dirname(_servable(tmp_path / "model_a" / "Format-Serving", [_png()]))

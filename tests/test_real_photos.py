@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from tfx_image_finetune.pipeline import local_runner
+from tfx_image_finetune.local import runner as local_runner
 from tfx_image_finetune.config import PipelineConfig
-from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.report import run_summary as md
 from tfx_image_finetune.serving_contract import versions
 from tests.conftest import CATS_DOGS, MOBILENET_WEIGHTS
 

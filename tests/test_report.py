@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfx_image_finetune.pipeline import report
-from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.report import run_report as report
+from tfx_image_finetune.report import run_summary as md
 from tfx_image_finetune.serving_contract import versions
 
 pytestmark = pytest.mark.e2e  # the shared first_run's report
@@ -96,7 +96,7 @@ def test_chromium_renders_it_with_every_image_loaded_and_no_error(page, tmp_path
 
 
 def test_the_report_subcommand_rerenders_the_latest(first_run, capsys):
-    from tfx_image_finetune.pipeline.cli import main
+    from tfx_image_finetune.cli.main import main
 
     latest = os.path.join(first_run.runtime.output_dir, report.REPORT_FILE)
     os.remove(latest)

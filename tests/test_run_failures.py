@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 
-from tfx_image_finetune.pipeline import cli
-from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.cli import main as cli
 from tests.conftest import last_states
 
 

@@ -16,7 +16,7 @@ import tensorflow_transform as tft
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tfx_image_finetune.pipeline import predict
+from tfx_image_finetune.serving import predict
 from tests.conftest import predict_cli
 from tests.tf_serving_standin import StandInServer
 from tfx_image_finetune.serving_contract import versions

@@ -4,6 +4,7 @@ import ast
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -11,12 +12,18 @@ import pytest
 
 from tfx_image_finetune.config import (HYPERPARAMETERS, ConfigError, PipelineConfig, Strategy, TrainerConfig,
                                        TransformConfig)
-from tfx_image_finetune.pipeline import flags
-from tfx_image_finetune.pipeline.cli import build_parser, config_from_args
+from tfx_image_finetune.cli import flags
+from tfx_image_finetune.cli.main import build_parser, config_from_args
 from tests.conftest import REPO
 
-FOLDERS = ("pipeline", "components", "trainer", "kubeflow", "schema", "tfx_image_finetune")
-OLD_TOP_LEVEL = ("pipeline", "components", "trainer", "kubeflow", "schema")
+# Top to bottom; a folder may import its own layer's folder and the layers below, never one above or beside it.
+LAYERS = (("cli",), ("local", "kubeflow"), ("report", "serving"), ("pipeline",), ("components", "trainer"),
+          ("schema",))
+FOLDERS = tuple(folder for layer in LAYERS for folder in layer) + ("tfx_image_finetune",)
+OLD_TOP_LEVEL = FOLDERS[:-1]
+BOTTOM = {"config.py": {"tfx_image_finetune.schema"}, "serving_contract.py": set(),
+          "image_header.py": {"tfx_image_finetune.config"},
+          "metadata_store.py": set()}
 
 
 def _imports(path):
@@ -38,14 +45,22 @@ def _modules(*folders):
 
 
 def test_imports_run_one_way():
-    """config and serving_contract at the bottom; trainer and components never import pipeline or kubeflow."""
-    upward = ("tfx_image_finetune.pipeline", "tfx_image_finetune.kubeflow")
-    for path in _modules("trainer", "components"):
-        bad = [m for m in _imports(path) if m.startswith(upward)]
-        assert not bad, f"{os.path.relpath(path, REPO)} imports {bad}"
-    for name, allowed in (("config.py", {"tfx_image_finetune.schema"}), ("serving_contract.py", set())):
+    """cli -> local, kubeflow -> report, serving -> pipeline -> components, trainer -> the package's own modules."""
+    for depth, layer in enumerate(LAYERS):
+        allowed = {f for lower in LAYERS[depth + 1:] for f in lower}
+        for folder in layer:
+            for path in _modules(folder):
+                own = {m.split(".")[1] for m in _imports(path) if m.startswith("tfx_image_finetune.")}
+                bad = {f for f in own if f in FOLDERS[:-1] and f != folder and f not in allowed}
+                assert not bad, f"{os.path.relpath(path, REPO)} imports {sorted(bad)}, a layer above or beside it"
+    for name, allowed in BOTTOM.items():
         own = {m for m in _imports(os.path.join(REPO, "tfx_image_finetune", name)) if m.startswith("tfx_image_finetune")}
         assert own <= allowed, f"{name} imports {own - allowed}"
+    assert sorted(BOTTOM) == sorted(n for n in os.listdir(os.path.join(REPO, "tfx_image_finetune"))
+                                    if n.endswith(".py") and n != "__init__.py")
+    setup = open(os.path.join(REPO, "setup.py")).read()
+    assert sorted(re.findall(r'"(\w+)"', re.search(r"FOLDERS = \[(.*?)\]", setup, re.S).group(1))) == sorted(
+        FOLDERS[:-1]), "every folder setup.py installs has its place in LAYERS"
 
 
 def test_nothing_imports_the_old_top_level_names():
@@ -56,7 +71,8 @@ def test_nothing_imports_the_old_top_level_names():
 
 def test_the_bottom_and_the_cli_import_no_tensorflow_or_tfx():
     code = ("import sys, tfx_image_finetune.config, tfx_image_finetune.serving_contract, "
-            "tfx_image_finetune.pipeline.cli, tfx_image_finetune.kubeflow.runner; "
+            "tfx_image_finetune.image_header, tfx_image_finetune.metadata_store, "
+            "tfx_image_finetune.cli.main, tfx_image_finetune.kubeflow.runner; "
             "heavy = sorted(m for m in ('tensorflow', 'tfx', 'apache_beam', 'tf_keras') if m in sys.modules); "
             "print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

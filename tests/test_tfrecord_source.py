@@ -6,8 +6,9 @@ import os
 import pytest
 import tensorflow as tf
 
-from tfx_image_finetune.pipeline import demo_data, local_runner
-from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.local import demo_data
+from tfx_image_finetune.local import runner as local_runner
+from tfx_image_finetune.report import run_summary as md
 from tests.conftest import small_config, last_states
 from tfx_image_finetune.serving_contract import versions
 

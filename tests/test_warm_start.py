@@ -14,7 +14,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.utils import path_utils
 
-from tfx_image_finetune.pipeline import run_summary as md
+from tfx_image_finetune.report import run_summary as md
 from tfx_image_finetune.trainer import warm_start
 from tfx_image_finetune.trainer.model import build_model, probabilities
 from tfx_image_finetune.trainer.transform import IMAGE_XF

@@ -1,8 +1,10 @@
 """tfx-image-finetune: the one installed import name of this project.
 
-`config` (typed configuration, no TensorFlow) and `serving_contract` (names shared with TF Serving clients) sit at
-the bottom; `trainer`, `components` build on them; `pipeline` (definition, local runner, CLI) and `kubeflow`
-(cloud runner) sit at the top.
+Folders by concern, imports one way (tests/test_structure.py), top to bottom:
+`cli` (the command line) -> `local` (the local runner: supervisor, lock, console) and `kubeflow` (the cloud
+runner) -> `report` (what a run did: closing lines, report.html) and `serving` (the predict client) ->
+`pipeline` (create_pipeline, data layout, Beam args) -> `components` and `trainer` -> this package's own
+modules: `config` (typed configuration), `serving_contract`, `image_header`, `metadata_store` (no TensorFlow).
 """
 
 

@@ -2,7 +2,7 @@
 
 A push copies the model to `<model dir>/.staging-<host>-<pid>-<random>` and writes the model config to
 `<serving dir>/models.config.tmp-<host>-<pid>-<random>` before renaming either into place. A push that fails
-removes its own; a process killed with SIGKILL cannot. The run's supervisor (pipeline/supervisor.py) removes,
+removes its own; a process killed with SIGKILL cannot. The run's supervisor (local/supervisor.py) removes,
 after a run's process is gone and before each run, the temporary copies of processes of this host that no
 longer live; those of live pushes (another run on the same serving dir) are left alone. Local folders only.
 Standard library only: the supervisor imports no TF or TFX.

@@ -41,7 +41,7 @@ def _latest(s, type_name: str, context_id: Optional[int] = None):
 
 
 def latest_run_id(s) -> Optional[Any]:
-    from tfx_image_finetune.pipeline import run_summary
+    from tfx_image_finetune.report import run_summary
 
     return run_summary.latest_run(s)
 
@@ -171,12 +171,12 @@ def per_class_precision_recall(matrix: List[List[int]], classes: List[str]) -> L
 def collect(output_dir: str) -> Dict[str, Any]:
     """Everything the page shows, for the latest run recorded in `<output_dir>/metadata.sqlite`."""
     from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
-    from tfx_image_finetune.pipeline import run_summary
+    from tfx_image_finetune.report import run_summary
 
     path = metadata_path(output_dir)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no pipeline metadata at {path!r}: is {output_dir!r} a run's --output folder?")
-    from tfx_image_finetune.pipeline.preflight import check_metadata
+    from tfx_image_finetune.metadata_store import check_metadata
 
     check_metadata(path)
     s = run_summary.store(path)
@@ -224,7 +224,7 @@ def run_folder_name(run_id: str) -> str:
 def write(output_dir: str) -> str:
     """Render the latest run's report; returns `<output>/reports/<run-id>/report.html` (also copied to
     `<output>/report.html`)."""
-    from tfx_image_finetune.pipeline.report_html import render
+    from tfx_image_finetune.report.render import render
 
     data = collect(output_dir)
     folder = os.path.join(output_dir, REPORTS_DIR, run_folder_name(data["run_id"]))

@@ -9,7 +9,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
-from tfx_image_finetune.pipeline.executions import State, store  # noqa: F401 - State: for callers
+from tfx_image_finetune.metadata_store import State, store  # noqa: F401 - State: for callers
 
 
 def execution_seconds(metadata_path: str) -> Dict[str, float]:

@@ -1,6 +1,6 @@
-"""The run's own process, started by pipeline/supervisor.py: `python -m tfx_image_finetune.pipeline.run_child`
-with the pickled RunJob on standard input. It runs the pipeline (pipeline/local_runner.py) inside the run's
-edges (pipeline/run_guard.py) and prints the closing lines; its exit code is the run's."""
+"""The run's own process, started by local/supervisor.py: `python -m tfx_image_finetune.local.run_child`
+with the pickled RunJob on standard input. It runs the pipeline (local/runner.py) inside the run's
+edges (local/run_guard.py) and prints the closing lines; its exit code is the run's."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import sys
 from typing import Optional
 
 from tfx_image_finetune.config import ConfigError, PipelineConfig
-from tfx_image_finetune.pipeline import run_guard
-from tfx_image_finetune.pipeline.run_guard import EXIT_NOT_BLESSED, EXIT_OK, EXIT_USAGE, PROG
+from tfx_image_finetune.local import run_guard
+from tfx_image_finetune.local.run_guard import EXIT_NOT_BLESSED, EXIT_OK, EXIT_USAGE, PROG
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -30,7 +30,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 def closing_lines(cfg: PipelineConfig, report: Optional[str]) -> int:
     """What the run did (ingested and skipped files, strategy, baseline, verdict, push, report); the exit code."""
-    from tfx_image_finetune.pipeline import run_summary  # MLMD and TFMA: only once there is a run to describe
+    from tfx_image_finetune.report import run_summary  # MLMD and TFMA: only once there is a run to describe
 
     for line in run_summary.ingest_lines(*run_summary.ingest_report(cfg.metadata_path)):
         print(line)
@@ -41,7 +41,8 @@ def closing_lines(cfg: PipelineConfig, report: Optional[str]) -> int:
 
 
 def main() -> int:
-    from tfx_image_finetune.pipeline import local_runner, output_lock
+    from tfx_image_finetune.local import runner as local_runner
+    from tfx_image_finetune.local import output_lock
 
     job = pickle.load(sys.stdin.buffer)
     die_with_parent(job.parent_pid)

@@ -2,9 +2,9 @@
 
 A signal handler that raises into whatever frame runs (a Beam bundle, Keras' fit, TF's C++, a `finally` of
 TFX's launcher) ends differently depending on where the signal lands. Instead, this process (the CLI: no TF, no
-TFX) starts the run (pipeline/run_child.py) in a session of its own, with its Beam workers, and waits. On
+TFX) starts the run (local/run_child.py) in a session of its own, with its Beam workers, and waits. On
 SIGINT or SIGTERM it kills that whole session at once, then, holding the output lock, marks the executions the
-run left RUNNING as CANCELED and removes their partial outputs (pipeline/executions.py), and prints one line.
+run left RUNNING as CANCELED and removes their partial outputs (local/executions.py), and prints one line.
 Every moment of a run (Beam, fit, export, between components, the Pusher's rename) ends the same way: no half
 written artifact is recorded, no pushed version is half copied (the Pusher renames a complete copy), and the
 next run resumes from the cached steps. The run's process dies with this one (PR_SET_PDEATHSIG) and holds the
@@ -27,8 +27,8 @@ from typing import List, Optional
 
 from tfx_image_finetune.components.pusher import staging
 from tfx_image_finetune.config import PipelineConfig
-from tfx_image_finetune.pipeline import executions
-from tfx_image_finetune.pipeline.run_guard import (EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, PROG, new_log_file)
+from tfx_image_finetune.local import executions
+from tfx_image_finetune.local.run_guard import (EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, PROG, new_log_file)
 
 
 @dataclass
@@ -45,7 +45,7 @@ class RunJob:
 def run(cfg: PipelineConfig, data, lock_fd: Optional[int]) -> int:
     """Runs the pipeline in its own process; returns the exit code. The caller holds the output lock
     (`lock_fd`: its locked descriptor, passed on to the run's process)."""
-    from tfx_image_finetune.pipeline import console
+    from tfx_image_finetune.local import console
 
     os.makedirs(cfg.runtime.output_dir, exist_ok=True)
     log_file = new_log_file(cfg.runtime.output_dir)
@@ -90,7 +90,7 @@ def run(cfg: PipelineConfig, data, lock_fd: Optional[int]) -> int:
 
 
 def _start(job: RunJob, fds: List[int]) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.pipeline.run_child"], stdin=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.local.run_child"], stdin=subprocess.PIPE,
                          pass_fds=fds, start_new_session=True)
     try:
         p.stdin.write(pickle.dumps(job))

@@ -9,7 +9,7 @@ from typing import List, Optional
 from tfx_image_finetune.config import PipelineConfig
 from tfx_image_finetune.pipeline.beam_args import local_beam_args, running_mode
 from tfx_image_finetune.pipeline.data_layout import DataLayout
-from tfx_image_finetune.pipeline.output_lock import output_lock
+from tfx_image_finetune.local.output_lock import output_lock
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +22,15 @@ def beam_args(cfg: PipelineConfig, data: DataLayout) -> List[str]:
 
 def plan(cfg: PipelineConfig) -> DataLayout:
     """Before TF or TFX is imported: the config (validated once, here), the metadata store and the serving dir
-    (pipeline/preflight.py), the demo images, the data layout."""
-    from tfx_image_finetune.pipeline import preflight
+    (local/preflight.py), the demo images, the data layout."""
+    from tfx_image_finetune.local import preflight
+    from tfx_image_finetune.metadata_store import check_metadata
 
     cfg.validate()
-    preflight.check_metadata(cfg.metadata_path)
+    check_metadata(cfg.metadata_path)
     preflight.check_serving_dir(cfg)
     if cfg.data.path is None:
-        from tfx_image_finetune.pipeline import demo_data
+        from tfx_image_finetune.local import demo_data
 
         demo_data.generate(cfg.demo_data_dir)
         log.info("using the generated demo images in %s", cfg.demo_data_dir)
@@ -68,7 +69,7 @@ def run(cfg: PipelineConfig, data: Optional[DataLayout] = None) -> Optional[str]
             metadata_connection_config=metadata.sqlite_metadata_connection_config(cfg.metadata_path),
             data=data,
         )
-        from tfx_image_finetune.pipeline import console
+        from tfx_image_finetune.local import console
 
         console.expect_components(len(pipeline.components))  # "[ 3/11] StatisticsGen ..."
         LocalDagRunner().run(pipeline)
@@ -76,8 +77,8 @@ def run(cfg: PipelineConfig, data: Optional[DataLayout] = None) -> Optional[str]
 
 
 def write_report(cfg: PipelineConfig):
-    """The run report (pipeline/report.py); a report that cannot be written is a warning, not a failed run."""
-    from tfx_image_finetune.pipeline import report
+    """The run report (report/run_report.py); a report that cannot be written is a warning, not a failed run."""
+    from tfx_image_finetune.report import run_report as report
 
     try:
         path = report.write(cfg.runtime.output_dir)

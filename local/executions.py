@@ -17,9 +17,9 @@ import shutil
 from typing import List, Optional, Tuple
 
 import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
 
-State = metadata_store_pb2.Execution.State
+from tfx_image_finetune.metadata_store import State, store
+
 UNFINISHED = (State.RUNNING, State.NEW)
 
 # TFX 1.16's local layout (tfx/orchestration/portable/outputs_utils.py), pinned by tests/test_executions.py:
@@ -29,12 +29,6 @@ UNFINISHED = (State.RUNNING, State.NEW)
 EXECUTION_DIRS = (os.path.join(".system", "driver_execution"), os.path.join(".system", "executor_execution"))
 STATEFUL_WORKING_DIR = os.path.join(".system", "stateful_working_dir")
 STATEFUL_WORKING_DIR_INDEX = "__stateful_working_dir_index__"
-
-
-def store(metadata_path: str) -> mlmd.MetadataStore:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    return mlmd.MetadataStore(config)
 
 
 def last_execution_id(metadata_path: str) -> int:

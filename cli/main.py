@@ -11,14 +11,14 @@ import warnings
 from typing import List, Optional
 
 from tfx_image_finetune.config import ConfigError, PipelineConfig, apply_demo_preset
-from tfx_image_finetune.pipeline import flags
-from tfx_image_finetune.pipeline.predict import ServingError
-from tfx_image_finetune.pipeline.run_guard import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, EXIT_USAGE  # noqa: F401
+from tfx_image_finetune.cli import flags
+from tfx_image_finetune.serving.predict import ServingError
+from tfx_image_finetune.local.run_guard import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, EXIT_USAGE  # noqa: F401
 
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """The typed config from the flags the user gave (pipeline/flags.py); the demo preset after that, on the
+    """The typed config from the flags the user gave (cli/flags.py); the demo preset after that, on the
     fields not given. Validated once, by the runner (local_runner.plan, kubeflow.runner.compile_pipeline)."""
     cfg = PipelineConfig()
     cloud = hasattr(args, "spec_file") or hasattr(args, "template")
@@ -94,21 +94,22 @@ def _quiet_library_warnings() -> None:
 
 
 def _run(cfg: PipelineConfig) -> int:
-    """The checks (before TF or TFX is imported), then the run in a process of its own (pipeline/supervisor.py)."""
-    from tfx_image_finetune.pipeline import local_runner, preflight
-    from tfx_image_finetune.pipeline.output_lock import output_lock
+    """The checks (before TF or TFX is imported), then the run in a process of its own (local/supervisor.py)."""
+    from tfx_image_finetune.local import runner as local_runner
+    from tfx_image_finetune.local import preflight
+    from tfx_image_finetune.local.output_lock import output_lock
 
     preflight.make_output_dir(cfg)
     with output_lock(cfg.runtime.output_dir) as lock_fd:  # held until the verdict is read: no other run changes it
         data = local_runner.plan(cfg)  # config validated, demo images written, layout checked and counted
-        from tfx_image_finetune.pipeline import supervisor  # MLMD: only once the checks are through
+        from tfx_image_finetune.local import supervisor  # MLMD: only once the checks are through
 
         return supervisor.run(cfg, data, lock_fd)
 
 
 def _report(args: argparse.Namespace) -> int:
     """`report OUTPUT_DIR`: render the latest run's report again (e.g. after an upgrade) and print its path."""
-    from tfx_image_finetune.pipeline import report
+    from tfx_image_finetune.report import run_report as report
 
     _quiet_library_warnings()
     path = report.write(args.output_dir)
@@ -153,8 +154,8 @@ def _predict(args: argparse.Namespace) -> int:
             raise ConfigError(f"--server takes HOST:PORT (e.g. localhost:8501), got {args.server!r}")
     if args.max_image_pixels < 1:
         raise ConfigError(f"--max-image-pixels must be >= 1, got {args.max_image_pixels}")
-    from tfx_image_finetune.pipeline import predict
-    from tfx_image_finetune.pipeline.predict_output import output_format
+    from tfx_image_finetune.serving import predict
+    from tfx_image_finetune.serving.predict_output import output_format
 
     if (args.format or args.labels) and not args.output:
         raise ConfigError("--format and --labels need --output FILE")
@@ -191,8 +192,8 @@ def _report_failure(result) -> None:
 
 def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
     """Rows streamed to --output as each batch is answered; undecodable files on stderr, as without --output."""
-    from tfx_image_finetune.pipeline import predict
-    from tfx_image_finetune.pipeline.predict_output import PredictionWriter
+    from tfx_image_finetune.serving import predict
+    from tfx_image_finetune.serving.predict_output import PredictionWriter
 
     if args.labels:
         with open(args.labels, encoding="utf-8") as f:
@@ -215,7 +216,7 @@ def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from tfx_image_finetune.pipeline.output_lock import OutputInUseError
+    from tfx_image_finetune.local.output_lock import OutputInUseError
 
     try:
         if args.command == "predict":
@@ -225,7 +226,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg = config_from_args(args)
         _quiet_library_warnings()
         if args.command == "run":
-            return _run(cfg)  # its console and log file: pipeline/console.py
+            return _run(cfg)  # its console and log file: local/console.py
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if args.command == "compile":
             from tfx_image_finetune.kubeflow import runner

@@ -1,4 +1,4 @@
-"""Put on PYTHONPATH by `tfx-image-finetune run` (pipeline/run_guard.py) for itself and its Beam workers.
+"""Put on PYTHONPATH by `tfx-image-finetune run` (local/run_guard.py) for itself and its Beam workers.
 
 TensorFlow 2.16's AtomicFunction.__del__ fails with a TypeError when it runs during interpreter shutdown (its
 module's globals are already None), and Python prints that as "Exception ignored in ...". It is harmless, and

@@ -4,7 +4,7 @@ An exclusive `flock` on <output>/.run.lock, held for the whole run and released 
 process ends however it ends (no stale lock after a crash). The file names the holder, so the second run can
 say which run it waits for. Local folders only: the cloud runners have their own run identity.
 
-The run's own process (pipeline/supervisor.py) inherits the locked descriptor, so the lock stays held while
+The run's own process (local/supervisor.py) inherits the locked descriptor, so the lock stays held while
 either process lives; `inherited` tells that process it holds the lock already.
 """
 

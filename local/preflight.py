@@ -1,17 +1,13 @@
 """Checks that would otherwise fail only after the training: run in `local_runner.plan`, before TF/TFX are
-imported (stdlib only), so a wrong --serving-dir or a damaged metadata store costs a second, not a run."""
+imported (stdlib only), so a wrong --output or --serving-dir costs a second, not a run. (The metadata store's
+own check: tfx_image_finetune/metadata_store.py.)"""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import tempfile
 
 from tfx_image_finetune.config import ConfigError, PipelineConfig
-
-
-class CorruptMetadataError(ValueError):
-    """<output>/metadata.sqlite is not a readable SQLite database (exit 1, one line)."""
 
 
 def make_output_dir(cfg: PipelineConfig) -> None:
@@ -50,28 +46,3 @@ def check_serving_dir(cfg: PipelineConfig) -> None:
         except OSError as err:
             raise ConfigError(f"{flag} {shown} cannot be written: no file can be created in {folder!r} "
                               f"({err.strerror or err}); give a folder this user can write") from None
-
-
-def check_metadata(metadata_path: str) -> None:
-    """An existing metadata store must be a sound SQLite database (`PRAGMA quick_check`); otherwise MLMD fails
-    later with a traceback ('database disk image is malformed') that names neither the file nor the way out."""
-    if not os.path.isfile(metadata_path):
-        return
-    try:
-        connection = sqlite3.connect(metadata_path, timeout=30)
-        try:
-            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
-        finally:
-            connection.close()
-    except sqlite3.OperationalError as err:
-        if "locked" in str(err) or "busy" in str(err):  # in use, not damaged: MLMD waits for it itself
-            return
-        problems = [str(err)]
-    except sqlite3.DatabaseError as err:  # e.g. "file is not a database"
-        problems = [str(err)]
-    if problems != ["ok"]:
-        folder = os.path.dirname(metadata_path) or "."
-        raise CorruptMetadataError(
-            f"the pipeline metadata {metadata_path!r} is damaged ({problems[0]}): move it aside (e.g. mv "
-            f"{metadata_path} {metadata_path}.damaged; the next run then starts afresh, without cached steps) "
-            f"or use another --output than {folder!r}")

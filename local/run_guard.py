@@ -1,7 +1,7 @@
-"""The edges of a local run, inside the run's own process (pipeline/run_child.py): a log file per run
-(pipeline/console.py) and one clear line when a run fails, the traceback in the log file.
+"""The edges of a local run, inside the run's own process (local/run_child.py): a log file per run
+(local/console.py) and one clear line when a run fails, the traceback in the log file.
 
-Ctrl-C and SIGTERM are not handled here: the supervising process (pipeline/supervisor.py) kills this one and
+Ctrl-C and SIGTERM are not handled here: the supervising process (local/supervisor.py) kills this one and
 cleans up after it, so no signal ever lands in the middle of TFX, Beam or Keras code.
 
 Exit codes of `tfx-image-finetune run`: 0 blessed, 3 not blessed, 1 the run failed, 2 bad flags or
@@ -46,7 +46,7 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
     """Runs `runner(cfg)`, then `after(cfg)`; returns the exit code (`after`'s, once the run went through).
     `stderr`: the console (default sys.stderr); `log_file`: the run's log (default a new one under the output
     folder). Config errors propagate (exit 2)."""
-    from tfx_image_finetune.pipeline import executions
+    from tfx_image_finetune.local import executions
 
     os.makedirs(cfg.runtime.output_dir, exist_ok=True)
     log_file = log_file or new_log_file(cfg.runtime.output_dir)
@@ -54,10 +54,10 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
     saved_pythonpath = os.environ.get("PYTHONPATH")
     quiet_shutdown()
 
-    from tfx_image_finetune.pipeline import console
+    from tfx_image_finetune.local import console
 
     # Everything at INFO to the log file; on the console the progress lines and the warnings that matter, or
-    # everything with --verbose (pipeline/console.py).
+    # everything with --verbose (local/console.py).
     output = contextlib.ExitStack()
     output.enter_context(console.run_output(log_file, verbose=bool(getattr(cfg.runtime, "verbose", False)),
                                             stream=stderr))
@@ -88,7 +88,7 @@ def run(cfg: PipelineConfig, runner: Callable[[PipelineConfig], None],
 
 
 # Package data, kept as a real folder path: it goes on PYTHONPATH for this process and the Beam workers.
-QUIET_SHUTDOWN_DIR = str(importlib.resources.files("tfx_image_finetune.pipeline") / "quiet_shutdown")
+QUIET_SHUTDOWN_DIR = str(importlib.resources.files("tfx_image_finetune.local") / "quiet_shutdown")
 
 
 def quiet_shutdown() -> None:
@@ -115,7 +115,7 @@ def _log_traceback(log_file: str) -> None:
 
 def _print_ingest(cfg: PipelineConfig, start_id: int, stream) -> None:
     try:
-        from tfx_image_finetune.pipeline import run_summary
+        from tfx_image_finetune.report import run_summary
 
         for line in run_summary.ingest_lines(*run_summary.kept_ingest_report(cfg.pipeline_root, start_id)):
             print(line, file=stream)
