@@ -13,7 +13,8 @@ from typing import List, Optional
 from tfx_image_finetune.config import ConfigError, PipelineConfig, apply_demo_preset
 from tfx_image_finetune.cli import flags
 from tfx_image_finetune.serving.predict import ServingError
-from tfx_image_finetune.local.run_guard import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, EXIT_USAGE  # noqa: F401
+from tfx_image_finetune.local.run_guard import (EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, EXIT_SIGINT,  # noqa: F401
+                                                EXIT_USAGE)
 
 
 
@@ -239,6 +240,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError, ServingError, OutputInUseError) as err:  # ImageIngestError, ...
         logging.debug("failed", exc_info=True)
         parser.exit(EXIT_FAILED, f"tfx-image-finetune: error: {type(err).__name__}: {err}\n")
+    except KeyboardInterrupt:  # before a run's process exists (its checks); from then on the supervisor answers
+        print("tfx-image-finetune: interrupted by SIGINT before the run started: stopped", file=sys.stderr)
+        return EXIT_SIGINT
     return EXIT_OK
 
 

@@ -272,3 +272,31 @@ def test_a_sound_metadata_store_passes_and_a_damaged_page_is_found(tmp_path):
         f.write(b"\xde\xad" * 2048)
     with pytest.raises(CorruptMetadataError, match="is damaged .*malformed.*: move it aside"):
         check_metadata(damaged)
+
+
+@pytest.mark.slow  # the check waits out sqlite's 30 s busy timeout before Python sees the signal
+def test_ctrl_c_during_the_checks_before_the_run_stops_with_one_line(tmp_path):
+    """The metadata check waits while another process holds the store's write lock: Ctrl-C then, before any run
+    process exists, ends with one line and 130, not a traceback."""
+    import signal
+    import sqlite3
+    import time
+
+    data = _two_classes(tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = sqlite3.connect(str(out / "metadata.sqlite"), isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # the check's PRAGMA now waits (up to 30 s) for this lock
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.cli.main", "run", "--data", data,
+                                 "--output", str(out)], stderr=subprocess.PIPE, text=True)
+        time.sleep(10)  # the CLI is in the check by then, which waits 30 s for the lock
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["tfx-image-finetune: interrupted by SIGINT before the run started: stopped"]
