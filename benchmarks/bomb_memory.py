@@ -32,11 +32,12 @@ def _build(folder: str) -> str:
     """The minimal exported model (in this process: it is a child of main's)."""
     sys.path.insert(0, REPO)
     from tests.image_bombs import export_model
+    from tfx_image_finetune.component_configs import TransformConfig
     from tfx_image_finetune.config import PipelineConfig
 
     cfg = PipelineConfig()
     cfg.model.image_size = 96
-    export_model(folder, cfg.transform_config().to_custom_config())
+    export_model(folder, TransformConfig.of(cfg).to_custom_config())
     return os.path.join(folder, "model")
 
 

@@ -67,7 +67,7 @@ def train_split_files(output: str, data: str):
     """The photos the pipeline trained on: (path, label) from the `filename` feature of its train split."""
     import tensorflow as tf
 
-    from tfx_image_finetune.config import EXAMPLES_COMPRESSION, FILENAME_FEATURE
+    from tfx_image_finetune.data_contract import EXAMPLES_COMPRESSION, FILENAME_FEATURE
 
     files = glob.glob(os.path.join(output, "pipeline_root", "ImageFolderExampleGen", "examples", "*",
                                    "Split-train", "*.gz"))

@@ -11,10 +11,39 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
-from tfx_image_finetune.config import (AUTO_STRATEGY, BACKBONES, BEAM_RUNNING_MODES, CLASS_WEIGHTS, SOURCES,
-                                       ConfigError, PipelineConfig, Strategy, get_field, set_field)
+from tfx_image_finetune.backbone_specs import BACKBONES
+from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, SOURCES, ConfigError,
+                                       PipelineConfig, Strategy)
 
 DEFAULTS = PipelineConfig()
+
+# `make demo` / `run --demo`: the generated sample, the default recipe on fewer epochs, and an honest fallback
+# (random init, said so loudly) where the ImageNet weights cannot be fetched. Applied after parsing, to every
+# field the command line did not set.
+DEMO_PRESET = {
+    "model.allow_random_init": True,
+    "training.head_epochs": 5,
+    "training.finetune_epochs": 1,
+}
+
+
+def get_field(cfg: PipelineConfig, path: str) -> Any:
+    """The field at "section.field" (how the flag table and the demo preset name fields)."""
+    section, name = path.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def set_field(cfg: PipelineConfig, path: str, value: Any) -> None:
+    section, name = path.split(".")
+    setattr(getattr(cfg, section), name, value)
+
+
+def apply_demo_preset(cfg: PipelineConfig, given: Set[str] = frozenset()) -> PipelineConfig:
+    """Set DEMO_PRESET's fields ("section.field") on `cfg`, except those named in `given`."""
+    for path, value in DEMO_PRESET.items():
+        if path not in given:
+            set_field(cfg, path, value)
+    return cfg
 
 
 @dataclass(frozen=True)

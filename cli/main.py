@@ -10,7 +10,7 @@ import sys
 import warnings
 from typing import List, Optional
 
-from tfx_image_finetune.config import ConfigError, PipelineConfig, apply_demo_preset
+from tfx_image_finetune.config import ConfigError, PipelineConfig
 from tfx_image_finetune.cli import flags
 from tfx_image_finetune.serving.predict import ServingError
 from tfx_image_finetune.local.run_guard import (EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, EXIT_SIGINT,  # noqa: F401
@@ -30,7 +30,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if getattr(args, "demo", False):
         if cfg.data.path:
             raise ConfigError("--demo uses the generated images; drop --data or --demo")
-        apply_demo_preset(cfg, given)
+        flags.apply_demo_preset(cfg, given)
     if cloud and "runtime.output_dir" not in given:
         raise ConfigError("--pipeline-root is required (the gs:// folder for the run's artifacts)")
     if cloud and "data.schema_dir" not in given:

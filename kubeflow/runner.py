@@ -10,7 +10,8 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
-from tfx_image_finetune.config import HYPERPARAMETERS, PipelineConfig, validate_for_cloud
+from tfx_image_finetune.component_configs import HYPERPARAMETERS
+from tfx_image_finetune.config import PipelineConfig, validate_for_cloud
 from tfx_image_finetune.pipeline.beam_args import local_beam_args, running_mode
 
 
@@ -35,7 +36,7 @@ def dataflow_args(cfg: PipelineConfig) -> List[str]:
 def validated(cfg: PipelineConfig) -> PipelineConfig:
     """The config checked once, here, with the cloud's rules (nothing is listed: --split-folders and
     --num-classes say the layout)."""
-    return validate_for_cloud(cfg.validate(local=False))
+    return validate_for_cloud(cfg.validate())
 
 
 def compile_pipeline(cfg: PipelineConfig, output: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from tfx_image_finetune.config import ConfigError, PipelineConfig
+from tfx_image_finetune.config import WEIGHTS_KEYWORDS, ConfigError, PipelineConfig
 
 
 def make_output_dir(cfg: PipelineConfig) -> None:
@@ -46,3 +46,26 @@ def check_serving_dir(cfg: PipelineConfig) -> None:
         except OSError as err:
             raise ConfigError(f"{flag} {shown} cannot be written: no file can be created in {folder!r} "
                               f"({err.strerror or err}); give a folder this user can write") from None
+
+
+def check_local_paths(cfg: PipelineConfig) -> None:
+    """The data folder and a --weights file exist here (remote URIs are the components' to read); a weights file
+    is a Keras HDF5 weights file (its header and layer list, read with h5py: no TF)."""
+    d, weights = cfg.data, cfg.model.weights
+    if d.path and d.source == "image_folder" and "://" not in d.path and not os.path.isdir(d.path):
+        raise ConfigError(f"data.path {d.path!r} is not a directory")
+    if weights in WEIGHTS_KEYWORDS or "://" in weights:
+        return
+    field_name = "model.weights (--weights)"
+    if not os.path.isfile(weights):
+        raise ConfigError(f"model.weights must be 'imagenet', 'none' or an existing weights file, got {weights!r}")
+    import h5py
+
+    try:
+        with h5py.File(weights, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            layer_names = group.attrs.get("layer_names")
+    except OSError as err:
+        raise ConfigError(f"{field_name} {weights!r} is not a Keras weights file (HDF5 .h5): {err}") from None
+    if layer_names is None or len(layer_names) == 0:
+        raise ConfigError(f"{field_name} {weights!r} is an HDF5 file but not Keras weights (no 'layer_names' attribute)")

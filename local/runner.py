@@ -27,6 +27,7 @@ def plan(cfg: PipelineConfig) -> DataLayout:
     from tfx_image_finetune.metadata_store import check_metadata
 
     cfg.validate()
+    preflight.check_local_paths(cfg)
     check_metadata(cfg.metadata_path)
     preflight.check_serving_dir(cfg)
     if cfg.data.path is None:

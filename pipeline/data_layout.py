@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from tfx_image_finetune.components.image_folder_example_gen import layout
-from tfx_image_finetune.config import TEST_SPLIT, PipelineConfig
+from tfx_image_finetune.config import PipelineConfig
+from tfx_image_finetune.data_contract import TEST_SPLIT
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from tfx_image_finetune.components.hyperparameters.component import TrainingHype
 from tfx_image_finetune.components.pusher.component import ServingDirPusher
 from tfx_image_finetune.components.tfrecord_example_gen.component import TFRecordExampleGen
 from tfx_image_finetune.components.validation_gate.component import ValidationGate
-from tfx_image_finetune.config import HYPERPARAMETERS, SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT, PipelineConfig
+from tfx_image_finetune.component_configs import HYPERPARAMETERS, TrainerConfig, TransformConfig
+from tfx_image_finetune.config import PipelineConfig
+from tfx_image_finetune.data_contract import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
 from tfx_image_finetune.pipeline.data_layout import DataLayout
 
 PREPROCESSING_FN = "tfx_image_finetune.trainer.transform.preprocessing_fn"
@@ -107,7 +109,7 @@ def hyperparameters(cfg: PipelineConfig, runtime_parameters: bool) -> TrainingHy
 
 def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
     """The Trainer: in-process, or on Vertex AI Training with a GPU worker pool when the config asks."""
-    custom_config = cfg.trainer_config(num_classes).to_custom_config()
+    custom_config = TrainerConfig.of(cfg, num_classes).to_custom_config()
     if not cfg.cloud.vertex_training:
         return tfx.components.Trainer(custom_config=custom_config, **kwargs)
     vertex = tfx.extensions.google_cloud_ai_platform
@@ -177,7 +179,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         examples=gen.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=cfg.transform_config().to_custom_config(),
+        custom_config=TransformConfig.of(cfg).to_custom_config(),
         # The label vocabulary covers every split, so a class seen only outside train is named by the Trainer
         # (no training examples) instead of becoming an unknown id in the Evaluator.
         splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN_SPLIT, SELECTION_SPLIT, TEST_SPLIT]),

@@ -11,7 +11,7 @@ import html
 import io
 from typing import Any, Dict, List, Optional
 
-from tfx_image_finetune.config import MAX_IMAGE_PIXELS
+from tfx_image_finetune.data_contract import MAX_IMAGE_PIXELS
 from tfx_image_finetune.image_header import pixel_limit_error
 
 SPLIT_ORDER = ("train", "selection", "test")

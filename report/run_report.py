@@ -18,7 +18,7 @@ import re
 import shutil
 from typing import Any, Dict, List, Optional
 
-from tfx_image_finetune.config import EXAMPLES_COMPRESSION
+from tfx_image_finetune.data_contract import EXAMPLES_COMPRESSION
 
 REPORTS_DIR, REPORT_FILE = "reports", "report.html"
 PREDICT_BATCH = 64
@@ -125,7 +125,7 @@ def test_predictions(model_uri: str, test_files: List[str], classes: List[str], 
     import tensorflow as tf
     from tfx.utils import path_utils
 
-    from tfx_image_finetune.config import FILENAME_FEATURE
+    from tfx_image_finetune.data_contract import FILENAME_FEATURE
     from tfx_image_finetune.serving_contract import CLASS_IDS, EXAMPLES_SIGNATURE, PROBABILITIES
 
     serve = tf.saved_model.load(path_utils.serving_model_path(model_uri)).signatures[EXAMPLES_SIGNATURE]

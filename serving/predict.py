@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Union
 
-from tfx_image_finetune.config import MAX_IMAGE_PIXELS
+from tfx_image_finetune.data_contract import MAX_IMAGE_PIXELS
 from tfx_image_finetune.image_header import pixel_limit_error
 from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, IMAGE_INPUT, LABELS_FILE, PROBABILITIES,
                                                  SERVING_SIGNATURE, versions)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tfx_image_finetune.cli.main import build_parser, config_from_args, main
+from tfx_image_finetune.component_configs import TrainerConfig
 from tfx_image_finetune.config import ConfigError, ModelConfig, PipelineConfig
 from tests.conftest import MOBILENET_WEIGHTS, cli_subprocess
 
@@ -75,7 +76,7 @@ def test_strategy_auto_and_class_weight_flags(tmp_path):
     assert cfg("--strategy", "auto").model.strategy == "auto"
     assert cfg("--strategy", "3").model.strategy == 3  # still an int
     assert cfg("--class-weight", "balanced").training.class_weight == "balanced"
-    assert cfg("--strategy", "auto").trainer_config(2).to_custom_config()["model"]["strategy"] == "auto"  # reaches the Trainer
+    assert TrainerConfig.of(cfg("--strategy", "auto"), 2).to_custom_config()["model"]["strategy"] == "auto"  # reaches the Trainer
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--strategy", "4"])
     bad = PipelineConfig()
@@ -114,10 +115,12 @@ def test_an_hdf5_file_without_keras_layers_is_not_accepted_as_weights(tmp_path):
     path = str(tmp_path / "data.h5")
     with h5py.File(path, "w") as f:
         f.create_dataset("x", data=[1, 2, 3])
+    from tfx_image_finetune.local.preflight import check_local_paths
+
     cfg = PipelineConfig()
     cfg.model.weights = path
     with pytest.raises(ConfigError, match=r"--weights\) .*data.h5' is an HDF5 file but not Keras weights"):
-        cfg.validate()
+        check_local_paths(cfg)
 
 
 @pytest.mark.skipif(not os.path.exists(MOBILENET_WEIGHTS), reason="needs ../shared's MobileNetV2-0.35 weights")

@@ -17,7 +17,9 @@ import tensorflow as tf
 
 from tests.conftest import predict_cli, save_color_contract_model
 from tests.image_bombs import BOMB_SIDE, animated_gif, claiming, export_model, jpeg_bomb, png_bomb, small_image
-from tfx_image_finetune.config import MAX_IMAGE_PIXELS, PipelineConfig
+from tfx_image_finetune.component_configs import TrainerConfig, TransformConfig
+from tfx_image_finetune.config import PipelineConfig
+from tfx_image_finetune.data_contract import MAX_IMAGE_PIXELS
 from tfx_image_finetune.image_header import TOO_LARGE, dimensions, pixel_limit_error, size
 from tests.helpers import run_example_gen
 
@@ -84,7 +86,7 @@ def exported(tmp_path_factory):
     """The model as the pipeline exports it: the Transform config is the config's own (the default limit)."""
     config = PipelineConfig()
     config.model.image_size = 8
-    return export_model(str(tmp_path_factory.mktemp("exported")), config.transform_config().to_custom_config())
+    return export_model(str(tmp_path_factory.mktemp("exported")), TransformConfig.of(config).to_custom_config())
 
 
 def _examples(images):
@@ -108,8 +110,8 @@ def test_the_exported_model_refuses_a_bomb_with_invalid_argument_naming_the_limi
 def test_the_limit_travels_from_the_config_into_the_exported_model(tmp_path):
     config = PipelineConfig()
     config.model.image_size, config.data.max_image_pixels = 8, 300
-    assert config.trainer_config(2).to_custom_config()["data"]["max_image_pixels"] == 300  # training summary
-    model = export_model(str(tmp_path), config.transform_config().to_custom_config())
+    assert TrainerConfig.of(config, 2).to_custom_config()["transform"]["max_image_pixels"] == 300  # training summary
+    model = export_model(str(tmp_path), TransformConfig.of(config).to_custom_config())
     serve = model.signatures["serving_default"]
     assert serve(image_bytes=tf.constant([small_image("GIF", size=(20, 15))]))["classes"].shape == (1,)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"21x15 = 315 pixels, the limit is 300 \(--max-image"):

@@ -85,7 +85,8 @@ def test_runtime_parameters_and_vertex_training(spec):
     pool = trainer_config["ai_platform_training_args"]["worker_pool_specs"][0]
     assert pool["machine_spec"]["accelerator_count"] == 2
     assert trainer_config["ai_platform_enable_vertex"] is True
-    assert trainer_config["data"]["schema_dir"] == "/pipeline/schema"
+    schema_file = doc["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"]["parameters"]["schema_file"]
+    assert schema_file["runtimeValue"]["constantValue"]["stringValue"] == "/pipeline/schema/schema.pbtxt"
 
 
 def test_submit_dry_run_shows_the_job(spec, capsys):

@@ -126,7 +126,7 @@ def _anomalies_artifact(tmp_path, examples):
     from tfx.types import artifact_utils
     from tfx.utils import io_utils
 
-    from tfx_image_finetune.config import CURATED_SCHEMA_DIR
+    from tfx_image_finetune.data_contract import CURATED_SCHEMA_DIR
 
     schema = io_utils.SchemaReader().read(os.path.join(CURATED_SCHEMA_DIR, "schema.pbtxt"))
     stats = tfdv.generate_statistics_from_dataframe(examples)

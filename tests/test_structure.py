@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from tfx_image_finetune.config import (HYPERPARAMETERS, ConfigError, PipelineConfig, Strategy, TrainerConfig,
-                                       TransformConfig)
+from tfx_image_finetune.component_configs import HYPERPARAMETERS, TrainerConfig, TransformConfig
+from tfx_image_finetune.config import ConfigError, PipelineConfig, Strategy
 from tfx_image_finetune.cli import flags
 from tfx_image_finetune.cli.main import build_parser, config_from_args
 from tests.conftest import REPO
@@ -21,8 +21,10 @@ LAYERS = (("cli",), ("local", "kubeflow"), ("report", "serving"), ("pipeline",),
           ("schema",))
 FOLDERS = tuple(folder for layer in LAYERS for folder in layer) + ("tfx_image_finetune",)
 OLD_TOP_LEVEL = FOLDERS[:-1]
-BOTTOM = {"config.py": {"tfx_image_finetune.schema"}, "serving_contract.py": set(),
-          "image_header.py": {"tfx_image_finetune.config"},
+BOTTOM = {"data_contract.py": {"tfx_image_finetune.schema"}, "backbone_specs.py": set(),
+          "config.py": {"tfx_image_finetune.data_contract", "tfx_image_finetune.backbone_specs"},
+          "component_configs.py": {"tfx_image_finetune.config", "tfx_image_finetune.data_contract"},
+          "serving_contract.py": set(), "image_header.py": {"tfx_image_finetune.data_contract"},
           "metadata_store.py": set()}
 
 
@@ -83,7 +85,8 @@ def test_trainer_config_round_trips_through_custom_config_and_json():
     cfg = PipelineConfig()
     cfg.model.backbone, cfg.model.alpha, cfg.model.strategy = "mobilenet_v2", 0.35, Strategy.UPPER_LAYERS
     cfg.training.head_epochs = 7
-    sent = cfg.trainer_config(3)
+    sent = TrainerConfig.of(cfg, 3)
+    assert set(sent.to_custom_config()) == {"transform", "model", "training", "num_classes"}  # no data paths
     received = TrainerConfig.from_custom_config(json.loads(json.dumps(sent.to_custom_config())))
     assert received.model.strategy is Strategy.UPPER_LAYERS and received.num_classes == 3
     assert received.image_size == 160  # the backbone's default, resolved once and carried
@@ -98,9 +101,9 @@ def test_trainer_config_round_trips_through_custom_config_and_json():
 
 def test_transform_gets_only_what_its_graph_uses():
     cfg = PipelineConfig()
-    assert cfg.transform_config().to_custom_config() == {"image_key": "image", "label_key": "label", "image_size": 150,
+    assert TransformConfig.of(cfg).to_custom_config() == {"image_key": "image", "label_key": "label", "image_size": 150,
                                                           "max_image_pixels": 89_478_485}
-    assert TransformConfig.from_custom_config(cfg.transform_config().to_custom_config()) == cfg.transform_config()
+    assert TransformConfig.from_custom_config(TransformConfig.of(cfg).to_custom_config()) == TransformConfig.of(cfg)
 
 
 def test_every_flag_of_the_table_sets_its_field(tmp_path):

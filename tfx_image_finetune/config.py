@@ -1,19 +1,20 @@
-"""The one typed configuration of the pipeline: the bottom of the import graph.
+"""The one typed configuration of the pipeline, section by section, and its validation.
 
 Every knob lives here with the recipe's values as defaults (`../shared/recipe.md`); the CLI only overrides
-fields. What crosses a component boundary is typed too: `TransformConfig` and `TrainerConfig` travel as
-`custom_config` dicts and are rebuilt on the other side. No TensorFlow or TFX here (`--help` stays instant),
-and nothing from the rest of the project: everything else may import this module.
+fields. Checks here need nothing but the values: the file-system checks run in local/preflight.py, what crosses a
+component boundary is in component_configs.py. No TensorFlow or TFX (`--help` stays instant).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import importlib.resources
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Set, Union
+from typing import Any, Dict, List, Optional, Union
+
+from tfx_image_finetune.backbone_specs import BACKBONES, MOBILENET_V2_IMAGENET_ALPHAS
+from tfx_image_finetune.data_contract import (CURATED_SCHEMA_DIR, LIMIT_FLAG, MAX_IMAGE_PIXELS, SELECTION_SPLIT,
+                                             TEST_SPLIT, TRAIN_SPLIT)
 
 
 class Strategy(enum.IntEnum):
@@ -29,75 +30,12 @@ class Strategy(enum.IntEnum):
 
 AUTO_STRATEGY = "auto"  # chosen by the Trainer from data size and a linear probe (trainer/strategy.py)
 CLASS_WEIGHTS = ("none", "balanced")
-# The three example splits: the Trainer fits on train and early-stops / keeps its best weights on selection;
-# the Evaluator blesses on test, which played no part in choosing the model.
-TRAIN_SPLIT, SELECTION_SPLIT, TEST_SPLIT = "train", "selection", "test"
 SOURCES = ("image_folder", "tfrecord")
 WEIGHTS_KEYWORDS = ("imagenet", "none")
 AUTO_BEAM_MODE = "auto"  # in_memory up to AUTO_IN_MEMORY_MAX_IMAGES local images, else multi_processing
 BEAM_RUNNING_MODES = (AUTO_BEAM_MODE, "multi_processing", "multi_threading", "in_memory")  # direct_running_mode
 # Below this many images, Beam's worker processes (each importing TF: ~15 s) cost more than they save.
 AUTO_IN_MEMORY_MAX_IMAGES = 20000
-# The ExampleGens write their examples as FORMAT_TFRECORDS_GZIP; every reader of those TFRecords opens them so.
-EXAMPLES_COMPRESSION = "GZIP"
-FILENAME_FEATURE = "filename"  # the image folder's relative path in each tf.Example (hash splits, report)
-INGEST_REPORT_KEY = "ingest_report"  # the ExampleGens' extra output: kept and skipped files
-# Images whose header claims more pixels are refused before decoding (image_header.py, trainer/pixel_limit.py):
-# PIL's Image.MAX_IMAGE_PIXELS (1024 * 1024 * 1024 // 4 // 3, ~89.5 MP), what image tools already accept.
-MAX_IMAGE_PIXELS = 89_478_485
-LIMIT_FLAG = "--max-image-pixels"
-
-# Where the curated raw-data schema ships: the `tfx_image_finetune.schema` package's folder (package data). A real
-# folder path, not a resource stream: ImportSchemaGen (TFX) reads <schema_dir>/schema.pbtxt by path.
-CURATED_SCHEMA_DIR = str(importlib.resources.files("tfx_image_finetune.schema"))
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A supported ImageNet backbone: its Keras application and input size (built in trainer/backbones.py).
-
-    Transform always hands the model images scaled to [-1, 1] (the recipe's `Rescaling(1/127.5, offset=-1)`);
-    `pixel_scaling` says what the backbone expects instead, and the model converts inside its graph.
-    """
-
-    name: str
-    default_size: int
-    # "minus_one_to_one": inputs already right; "zero_to_255": EfficientNet rescales inside itself;
-    # "caffe": ResNet50's BGR mean subtraction on [0, 255].
-    pixel_scaling: str
-    keras_application: str  # attribute of keras.applications
-    min_size: int = 32  # the smallest input side Keras applications accept for this backbone
-
-
-BACKBONES: Dict[str, Backbone] = {
-    b.name: b
-    for b in (
-        Backbone("xception", 150, "minus_one_to_one", "Xception", min_size=71),
-        Backbone("mobilenet_v2", 160, "minus_one_to_one", "MobileNetV2"),
-        Backbone("efficientnet_b0", 224, "zero_to_255", "EfficientNetB0"),
-        Backbone("resnet50", 224, "caffe", "ResNet50"),
-    )
-}
-# MobileNetV2 widths Keras has ImageNet weights for.
-MOBILENET_V2_IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
-
-# The training values that are pipeline (runtime) parameters on Vertex AI / Kubeflow, with their types:
-# components/hyperparameters turns them into the Trainer's HyperParameters input.
-HYPERPARAMETERS = {
-    "head_epochs": int,
-    "finetune_epochs": int,
-    "head_learning_rate": float,
-    "finetune_learning_rate": float,
-}
-
-
-def check_hyperparameters(values: Mapping[str, Any]) -> Dict[str, Any]:
-    """The runtime parameters, typed; a value no training can use is an error naming the parameter."""
-    typed = {name: kind(values[name]) for name, kind in HYPERPARAMETERS.items()}
-    for name, value in typed.items():
-        if value < 0 or (name.endswith("learning_rate") and value == 0) or (name == "head_epochs" and value < 1):
-            raise ConfigError(f"pipeline parameter {name} has an unusable value {value}")
-    return typed
 
 
 class ConfigError(ValueError):
@@ -300,16 +238,8 @@ class PipelineConfig:
         d = self.data
         return {TRAIN_SPLIT: d.train_ratio, SELECTION_SPLIT: d.selection_ratio, TEST_SPLIT: d.test_ratio}
 
-    def transform_config(self) -> "TransformConfig":
-        """Only what Transform's graph uses, so a training change keeps its cache."""
-        return TransformConfig(self.data.image_key, self.data.label_key, self.image_size,
-                               self.data.max_image_pixels)
-
-    def trainer_config(self, num_classes: int) -> "TrainerConfig":
-        return TrainerConfig(self.data, self.model, self.training, num_classes)
-
-    def validate(self, local: bool = True) -> "PipelineConfig":
-        """Raise ConfigError naming the field for any value that cannot work (`local`: paths must exist here)."""
+    def validate(self) -> "PipelineConfig":
+        """Raise ConfigError naming the field for any value that cannot work (paths: local/preflight.py)."""
         d, m, t, e = self.data, self.model, self.training, self.eval
         _check(d.source in SOURCES, "data.source", f"must be one of {SOURCES}, got {d.source!r}")
         _check(d.source == "image_folder" or d.path, "data.path", "is required when data.source is 'tfrecord'")
@@ -332,12 +262,6 @@ class PipelineConfig:
         if m.backbone == "mobilenet_v2" and m.weights == "imagenet":
             _check(m.alpha in MOBILENET_V2_IMAGENET_ALPHAS, "model.alpha (--alpha)",
                    f"must be one of {MOBILENET_V2_IMAGENET_ALPHAS} with ImageNet weights, got {m.alpha}")
-        weights = m.weights
-        _check(
-            weights in WEIGHTS_KEYWORDS or "://" in weights or not local or os.path.isfile(weights),
-            "model.weights",
-            f"must be 'imagenet', 'none' or an existing weights file, got {weights!r}",
-        )
         _check(t.head_epochs >= 1, "training.head_epochs", "must be >= 1")
         _check(t.finetune_epochs >= 0, "training.finetune_epochs", "must be >= 0")
         _check(t.batch_size >= 1, "training.batch_size", "must be >= 1")
@@ -358,71 +282,7 @@ class PipelineConfig:
         if d.split_folders and d.split_folders != "none":
             _check(len(d.split_folders.split(",")) in (2, 3), "data.split_folders",
                    f"must be 'train,validation[,test]' or 'none', got {d.split_folders!r}")
-        if local and d.path and d.source == "image_folder" and "://" not in d.path:
-            _check(os.path.isdir(d.path), "data.path", f"{d.path!r} is not a directory")
-        if local and weights not in WEIGHTS_KEYWORDS and "://" not in weights:
-            _check_weights_file(weights)
         return self
-
-
-@dataclass(frozen=True)
-class TransformConfig:
-    """Transform's `custom_config`: the raw feature keys, the image side and the pixel limit (the exported
-    model carries both in its graph), nothing about training."""
-
-    image_key: str
-    label_key: str
-    image_size: int
-    max_image_pixels: int = MAX_IMAGE_PIXELS
-
-    def to_custom_config(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_custom_config(cls, custom_config: Mapping[str, Any]) -> "TransformConfig":
-        return cls(str(custom_config["image_key"]), str(custom_config["label_key"]), int(custom_config["image_size"]),
-                   int(custom_config.get("max_image_pixels") or MAX_IMAGE_PIXELS))
-
-
-@dataclass(frozen=True)
-class TrainerConfig:
-    """What the Trainer needs, typed; it crosses the component boundary as a JSON-able `custom_config` (and is
-    what an exported model's training summary records)."""
-
-    data: DataConfig
-    model: ModelConfig
-    training: TrainingConfig
-    num_classes: int
-
-    @property
-    def image_size(self) -> int:
-        return self.model.input_size
-
-    def to_custom_config(self) -> Dict[str, Any]:
-        return {"data": dataclasses.asdict(self.data), "model": dataclasses.asdict(self.model),
-                "training": dataclasses.asdict(self.training), "image_size": self.image_size,
-                "num_classes": self.num_classes}
-
-    @classmethod
-    def from_custom_config(cls, custom_config: Mapping[str, Any]) -> "TrainerConfig":
-        """The typed config back; keys this version does not know (other components' extras) are ignored."""
-        def build(kind, values):
-            names = {f.name for f in dataclasses.fields(kind)}
-            return kind(**{k: v for k, v in (values or {}).items() if k in names})
-
-        model = build(ModelConfig, custom_config["model"])
-        if model.image_size is None:
-            model = dataclasses.replace(model, image_size=int(custom_config["image_size"]))
-        return cls(build(DataConfig, custom_config["data"]), model,
-                   build(TrainingConfig, custom_config["training"]), int(custom_config["num_classes"]))
-
-    def with_hyperparameters(self, values: Optional[Mapping[str, Any]]) -> "TrainerConfig":
-        """The pipeline's (runtime) hyperparameters applied over the training config: the one place they win."""
-        if not values:
-            return self
-        known = {name: values[name] for name in HYPERPARAMETERS if name in values}
-        return dataclasses.replace(self, training=dataclasses.replace(self.training, **check_hyperparameters(
-            {**{n: getattr(self.training, n) for n in HYPERPARAMETERS}, **known})))
 
 
 def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
@@ -462,54 +322,9 @@ def _check_image_size(image_size: Optional[int], backbone: str) -> None:
            f"must be in [{low}, {MAX_IMAGE_SIZE}] pixels for {backbone}, got {image_size}")
 
 
-def _check_weights_file(path: str) -> None:
-    """A local --weights file must be a Keras HDF5 weights file (its header and layer list, read with h5py)."""
-    field_name = "model.weights (--weights)"
-    _check(os.path.isfile(path), field_name, f"must be 'imagenet', 'none' or an existing weights file, got {path!r}")
-    import h5py  # light: no TF
-
-    try:
-        with h5py.File(path, "r") as f:
-            group = f["model_weights"] if "model_weights" in f else f
-            layer_names = group.attrs.get("layer_names")
-    except OSError as err:
-        raise ConfigError(f"{field_name} {path!r} is not a Keras weights file (HDF5 .h5): {err}") from None
-    _check(layer_names is not None and len(layer_names) > 0, field_name,
-           f"{path!r} is an HDF5 file but not Keras weights (no 'layer_names' attribute)")
-
-
 MAX_IMAGE_SIZE = 2048
 
 
 def _check(ok: Any, field_name: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{field_name} {message}")
-
-
-# `make demo` / `run --demo`: the generated sample, the default recipe on fewer epochs, and an honest fallback
-# (random init, said so loudly) where the ImageNet weights cannot be fetched. Applied after parsing, to every
-# field the command line did not set.
-DEMO_PRESET = {
-    "model.allow_random_init": True,
-    "training.head_epochs": 5,
-    "training.finetune_epochs": 1,
-}
-
-
-def get_field(cfg: PipelineConfig, path: str) -> Any:
-    """The field at "section.field" (how the flag table and the demo preset name fields)."""
-    section, name = path.split(".")
-    return getattr(getattr(cfg, section), name)
-
-
-def set_field(cfg: PipelineConfig, path: str, value: Any) -> None:
-    section, name = path.split(".")
-    setattr(getattr(cfg, section), name, value)
-
-
-def apply_demo_preset(cfg: PipelineConfig, given: Set[str] = frozenset()) -> PipelineConfig:
-    """Set DEMO_PRESET's fields ("section.field") on `cfg`, except those named in `given`."""
-    for path, value in DEMO_PRESET.items():
-        if path not in given:
-            set_field(cfg, path, value)
-    return cfg

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional, Tuple
 
-from tfx_image_finetune.config import LIMIT_FLAG, MAX_IMAGE_PIXELS  # noqa: F401 (re-export)
+from tfx_image_finetune.data_contract import LIMIT_FLAG
 
 TOO_LARGE = "image above the pixel limit"  # the ingest report's `kind` of such a skip
 

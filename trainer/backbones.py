@@ -1,10 +1,10 @@
-"""Builds a backbone of the config's table (`tfx_image_finetune.config.BACKBONES`) with Keras applications."""
+"""Builds a backbone of the table in `tfx_image_finetune.backbone_specs` with Keras applications."""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Dict
 
-from tfx_image_finetune.config import Backbone
+from tfx_image_finetune.backbone_specs import Backbone
 
 
 def build_backbone(backbone: Backbone, input_size: int, weights: Any, alpha: float = 1.0):

@@ -15,7 +15,7 @@ from typing import Dict, List
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tfx_image_finetune.config import EXAMPLES_COMPRESSION
+from tfx_image_finetune.data_contract import EXAMPLES_COMPRESSION
 from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids, label_names
 
 _DECODE_BATCH = 64

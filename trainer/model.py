@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 
 from tfx_image_finetune.trainer.keras2 import keras, tf
 
-from tfx_image_finetune.config import BACKBONES, ConfigError, ModelConfig, Strategy
+from tfx_image_finetune.backbone_specs import BACKBONES
+from tfx_image_finetune.config import ConfigError, ModelConfig, Strategy
 from tfx_image_finetune.trainer.backbones import build_backbone
 from tfx_image_finetune.trainer.transform import IMAGE_XF
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfx_image_finetune.image_header import BMP_MAGIC, GIF_MAGIC, LIMIT_FLAG, PNG_MAGIC, TOO_LARGE
+from tfx_image_finetune.data_contract import LIMIT_FLAG
+from tfx_image_finetune.image_header import BMP_MAGIC, GIF_MAGIC, PNG_MAGIC, TOO_LARGE
 
 _HEAD = 32  # bytes: every fixed header field read here lies within them
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tfx_image_finetune.config import EXAMPLES_COMPRESSION
+from tfx_image_finetune.data_contract import EXAMPLES_COMPRESSION
 from tfx_image_finetune.trainer.cached_features import pooled_features
 from tfx_image_finetune.trainer.data import list_files, transform_fn
 from tfx_image_finetune.trainer.strategy import PROBE_SAMPLE, probe_accuracy

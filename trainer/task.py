@@ -9,7 +9,8 @@ import os
 from tfx_image_finetune.trainer.keras2 import keras, tf
 import tensorflow_transform as tft
 
-from tfx_image_finetune.config import ModelConfig, TrainerConfig
+from tfx_image_finetune.component_configs import TrainerConfig
+from tfx_image_finetune.config import ModelConfig
 from tfx_image_finetune.trainer.data import choose_input, label_counts, make_dataset, raw_images
 from tfx_image_finetune.trainer.export import ServingModule, export_saved_model
 from tfx_image_finetune.trainer.model import build_model, calibrate_batchnorm, keras_weights
@@ -93,20 +94,20 @@ def warm_start(model, base_model, names, model_cfg: ModelConfig, features, eval_
 
 def run_fn(fn_args) -> None:
     cfg = TrainerConfig.from_custom_config(fn_args.custom_config).with_hyperparameters(fn_args.hyperparameters)
-    data_cfg, model_cfg, training_cfg = cfg.data, cfg.model, cfg.training
+    transform_cfg, model_cfg, training_cfg = cfg.transform, cfg.model, cfg.training
     keras.utils.set_random_seed(training_cfg.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tft_output, cfg.num_classes)
-    train_counts = label_counts(fn_args.train_files, tft_output, data_cfg.label_key)
+    train_counts = label_counts(fn_args.train_files, tft_output, transform_cfg.label_key)
     check_training_examples(names, train_counts)
     log.info("classes (id order): %s; training examples per class: %s", names, train_counts)
-    eval_count = sum(label_counts(fn_args.eval_files, tft_output, data_cfg.label_key).values())
+    eval_count = sum(label_counts(fn_args.eval_files, tft_output, transform_cfg.label_key).values())
     data_input = choose_input(sum(train_counts.values()), eval_count, cfg.image_size, training_cfg.cache_budget_mb)
     log.info("training input: %s", "decoded images cached in memory" if data_input["in_memory"] else
              f"streamed (decoded images {data_input['decoded_mib']} MiB > cache budget {training_cfg.cache_budget_mb} MiB)")
 
     def dataset(files, training):
-        return make_dataset(files, tft_output, data_cfg.label_key, training_cfg.batch_size, training,
+        return make_dataset(files, tft_output, transform_cfg.label_key, training_cfg.batch_size, training,
                             data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed)
 
     weights = keras_weights(model_cfg)
@@ -116,15 +117,15 @@ def run_fn(fn_args) -> None:
     train_ds = dataset(fn_args.train_files, True)
     if weights is None:
         calibrate_batchnorm(model, base, tf.concat([x for x, _ in train_ds.take(4)], axis=0))
-    decision = choose_strategy(model, model_cfg, fn_args.train_files, tft_output, data_cfg.label_key, names,
+    decision = choose_strategy(model, model_cfg, fn_args.train_files, tft_output, transform_cfg.label_key, names,
                                train_counts)
     model_cfg = dataclasses.replace(model_cfg, strategy=decision["used"],
                                     unfreeze_fraction=decision["unfreeze_fraction"] or model_cfg.unfreeze_fraction)
     keras.utils.set_random_seed(training_cfg.seed)  # training draws the same randomness, probe or not
     class_weight = class_weights(names, train_counts) if training_cfg.class_weight == "balanced" else None
     eval_ds = dataset(fn_args.eval_files, False)
-    features = (data_cfg.image_key, data_cfg.label_key)
-    warm = warm_start(model, fn_args.base_model, names, model_cfg, features, eval_ds) if training_cfg.warm_start else None
+    feature_keys = (transform_cfg.image_key, transform_cfg.label_key)
+    warm = warm_start(model, fn_args.base_model, names, model_cfg, feature_keys, eval_ds) if training_cfg.warm_start else None
     history = train_two_phases(
         model, base, train_ds, eval_ds,
         len(names), model_cfg, training_cfg, fn_args.model_run_dir, distribution,
@@ -136,7 +137,7 @@ def run_fn(fn_args) -> None:
                     "strategy": decision, "class_weight": class_weight, "warm_start": warm,
                     "input": data_input})
     write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))
-    module = ServingModule(model, tft_output, names, data_cfg.image_key, data_cfg.label_key)
+    module = ServingModule(model, tft_output, names, transform_cfg.image_key, transform_cfg.label_key)
     summary = {"config": cfg.to_custom_config(), "history": history}
-    warmup = raw_images(fn_args.eval_files, data_cfg.image_key, WARMUP_REQUESTS)
+    warmup = raw_images(fn_args.eval_files, transform_cfg.image_key, WARMUP_REQUESTS)
     export_saved_model(module, fn_args.serving_model_dir, names, summary, warmup)

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
-from tfx_image_finetune.image_header import MAX_IMAGE_PIXELS
+from tfx_image_finetune.data_contract import MAX_IMAGE_PIXELS
 from tfx_image_finetune.trainer import pixel_limit
 
 IMAGE_XF = "image_xf"

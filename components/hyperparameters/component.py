@@ -11,7 +11,7 @@ from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from tfx_image_finetune.config import check_hyperparameters
+from tfx_image_finetune.component_configs import check_hyperparameters
 
 FILE_NAME = "hyperparameters.json"
 

@@ -189,14 +189,14 @@ def _first_bytes(example: Any, key: str) -> bytes:
 
 
 def _example_fingerprint(example: Any, split: str) -> Dict[str, Any]:
-    from tfx_image_finetune.config import FILENAME_FEATURE
+    from tfx_image_finetune.data_contract import FILENAME_FEATURE
 
     text = lambda key: _first_bytes(example, key).decode("utf-8", "replace")  # noqa: E731
     return fingerprint(split, text(FILENAME_FEATURE), text("label"), _first_bytes(example, "image"))
 
 
 def _path_of(example: Any) -> str:
-    from tfx_image_finetune.config import FILENAME_FEATURE
+    from tfx_image_finetune.data_contract import FILENAME_FEATURE
 
     return _first_bytes(example, FILENAME_FEATURE).decode("utf-8", "replace")
 

@@ -20,8 +20,8 @@ from tfx.utils import proto_utils
 
 from tfx_image_finetune.components.image_folder_example_gen import duplicates, layout
 from tfx_image_finetune.components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
-from tfx_image_finetune.config import (FILENAME_FEATURE, INGEST_REPORT_KEY, MAX_IMAGE_PIXELS, SELECTION_SPLIT,
-                                       TRAIN_SPLIT)
+from tfx_image_finetune.data_contract import (FILENAME_FEATURE, INGEST_REPORT_KEY, MAX_IMAGE_PIXELS, SELECTION_SPLIT,
+                                             TRAIN_SPLIT)
 from tfx_image_finetune.image_header import pixel_limit_error
 
 SELECTION_PERCENT_KEY = "selection_percent"

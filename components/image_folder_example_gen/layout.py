@@ -16,7 +16,7 @@ import os
 import posixpath
 from typing import Dict, List, Optional, Tuple
 
-from tfx_image_finetune.config import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
+from tfx_image_finetune.data_contract import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EVAL_FOLDERS = ("validation", "eval")  # either name is accepted for the held-out folder

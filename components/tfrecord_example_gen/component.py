@@ -15,7 +15,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport
-from tfx_image_finetune.config import INGEST_REPORT_KEY, MAX_IMAGE_PIXELS
+from tfx_image_finetune.data_contract import INGEST_REPORT_KEY, MAX_IMAGE_PIXELS
 from tfx_image_finetune.components.tfrecord_example_gen import executor
 
 

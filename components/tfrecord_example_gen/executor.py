@@ -15,7 +15,7 @@ from tfx.types import artifact_utils
 from tfx_image_finetune.components.image_folder_example_gen import executor as image_folder
 from tfx_image_finetune.components.image_folder_example_gen.executor import (MAX_IMAGE_PIXELS_KEY, decode_error,
                                                                             max_image_pixels)
-from tfx_image_finetune.config import FILENAME_FEATURE, INGEST_REPORT_KEY
+from tfx_image_finetune.data_contract import FILENAME_FEATURE, INGEST_REPORT_KEY
 
 IMAGE_KEY = "image_key"
 LABEL_KEY = "label_key"
