@@ -8,20 +8,24 @@ from tfx_image_finetune.components.evaluator.executor import baseline_mismatch
 from tfx_image_finetune.serving_contract import LABELS_FILE, SUMMARY_FILE
 
 
-def _model(root, classes, size, keys=("image", "label")):
+def _model(root, classes, size, keys=("image", "label"), old_format=False):
     serving = os.path.join(root, "Format-Serving")
     os.makedirs(os.path.join(serving, os.path.dirname(LABELS_FILE)))
     with open(os.path.join(serving, LABELS_FILE), "w") as f:
         f.write("".join(f"{name}\n" for name in classes))
     with open(os.path.join(serving, SUMMARY_FILE), "w") as f:
-        json.dump({"config": {"image_size": size, "data": {"image_key": keys[0], "label_key": keys[1]},
-                              "model": {"backbone": "mobilenet_v2", "alpha": 0.35}}}, f)
+        features = {"image_key": keys[0], "label_key": keys[1]}
+        config = ({"image_size": size, "data": features} if old_format  # exports before TrainerConfig's "transform"
+                  else {"transform": {**features, "image_size": size}})
+        json.dump({"config": {**config, "model": {"backbone": "mobilenet_v2", "alpha": 0.35}}}, f)
     return str(root)
 
 
 def test_a_baseline_must_solve_the_same_task(tmp_path):
     model = _model(tmp_path / "model", ["cat", "dog"], 160)
     assert baseline_mismatch(model, _model(tmp_path / "same", ["cat", "dog"], 160)) == ""
+    assert baseline_mismatch(model, _model(tmp_path / "old", ["cat", "dog"], 160, old_format=True)) == ""
+    assert "takes 96 px" in baseline_mismatch(model, _model(tmp_path / "old96", ["cat", "dog"], 96, old_format=True))
     assert "has classes ['blue', 'red']" in baseline_mismatch(model, _model(tmp_path / "rb", ["blue", "red"], 160))
     assert "takes 96 px images, this model 160 px" in baseline_mismatch(model, _model(tmp_path / "small", ["cat", "dog"], 96))
     other_keys = _model(tmp_path / "keys", ["cat", "dog"], 160, ("img", "label"))

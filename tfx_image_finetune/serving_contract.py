@@ -59,9 +59,11 @@ class Task(NamedTuple):
 
     @classmethod
     def of_config(cls, classes: Optional[List[str]], config: Dict[str, Any]) -> "Task":
-        """The task of an export, from exported_task's (classes, training config)."""
-        data = config.get("data", {})
-        return cls(classes, config.get("image_size"), (data.get("image_key"), data.get("label_key")))
+        """The task of an export, from exported_task's (classes, training config): TrainerConfig's "transform"
+        section, or the "data" section and top-level image size of exports before it."""
+        keys = config.get("transform") or config.get("data", {})
+        size = keys.get("image_size", config.get("image_size"))
+        return cls(classes, size, (keys.get("image_key"), keys.get("label_key")))
 
 
 def task_mismatch(this: Task, blessed: Task, this_is: str = "this model") -> str:
