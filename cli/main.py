@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = sub.add_parser("compile", help="compile the pipeline for Vertex AI Pipelines / Kubeflow (KFP v2 JSON)")
     cloud_groups = [*flags.CONFIG_FLAGS.items(), ("cloud", flags.CLOUD_FLAGS)]
     flags.add_flags(compile_, cloud_groups)
-    compile_.add_argument("--output", dest="spec_file", default="pipeline.json", help="spec file to write")
+    compile_.add_argument("--spec-file", default="pipeline.json", help="the compiled pipeline spec to write")
 
     submit = sub.add_parser("submit", help="submit a compiled pipeline to Vertex AI Pipelines")
     flags.add_flags(submit, cloud_groups)
@@ -74,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", default=flags.DEFAULTS.serving.model_name, help="served model name (default %(default)s)")
     predict.add_argument("--version", type=int, help="served version (default: the newest TF Serving serves)")
     predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
-    predict.add_argument("--output", metavar="FILE", help="write file, class and every class's probability to FILE "
+    predict.add_argument("--predictions", metavar="FILE", help="write file, class and every class's probability to FILE "
                                                           "(CSV or JSON lines, by extension or --format), streaming")
-    predict.add_argument("--format", choices=["csv", "jsonl"], help="--output's format (default: its extension)")
-    predict.add_argument("--labels", metavar="FILE", help="class names, one per line in id order, for --output's "
+    predict.add_argument("--format", choices=["csv", "jsonl"], help="--predictions' format (default: its extension)")
+    predict.add_argument("--labels", metavar="FILE", help="class names, one per line in id order, for --predictions' "
                                                           "columns (default: the model's labels.txt with --model-dir)")
     predict.add_argument("--max-image-pixels", type=int, default=flags.DEFAULTS.data.max_image_pixels,
                          help="name a file whose header claims more pixels (width x height) as refused, without "
@@ -102,10 +102,10 @@ def _run(cfg: PipelineConfig) -> int:
 
     preflight.make_output_dir(cfg)
     with output_lock(cfg.runtime.output_dir) as lock_fd:  # held until the verdict is read: no other run changes it
-        data = local_runner.plan(cfg)  # config validated, demo images written, layout checked and counted
+        layout = local_runner.plan(cfg)  # config validated, demo images written, layout checked and counted
         from tfx_image_finetune.local import supervisor  # MLMD: only once the checks are through
 
-        return supervisor.run(cfg, data, lock_fd)
+        return supervisor.run(cfg, layout, lock_fd)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -158,10 +158,10 @@ def _predict(args: argparse.Namespace) -> int:
     from tfx_image_finetune.serving import predict
     from tfx_image_finetune.serving.predict_output import output_format
 
-    if (args.format or args.labels) and not args.output:
-        raise ConfigError("--format and --labels need --output FILE")
+    if (args.format or args.labels) and not args.predictions:
+        raise ConfigError("--format and --labels need --predictions FILE")
     try:
-        fmt = output_format(args.output, args.format) if args.output else None
+        fmt = output_format(args.predictions, args.format) if args.predictions else None
     except ValueError as err:
         raise ConfigError(str(err)) from None
     files = predict.image_files(args.images)  # before loading anything: a wrong path fails at once
@@ -192,7 +192,7 @@ def _report_failure(result) -> None:
 
 
 def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
-    """Rows streamed to --output as each batch is answered; undecodable files on stderr, as without --output."""
+    """Rows streamed to --predictions as each batch is answered; undecodable files on stderr, as without it."""
     from tfx_image_finetune.serving import predict
     from tfx_image_finetune.serving.predict_output import PredictionWriter
 
@@ -202,7 +202,7 @@ def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
     else:
         names = predict.class_names(args.model_dir) if args.model_dir else None
     failed = 0
-    with open(args.output, "w", encoding="utf-8", newline="") as f:
+    with open(args.predictions, "w", encoding="utf-8", newline="") as f:
         writer = PredictionWriter(f, fmt, names)
         for result in predict.classify_files(client, files, max_pixels=args.max_image_pixels):
             if isinstance(result, predict.Failure):
@@ -210,7 +210,7 @@ def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
                 _report_failure(result)
             else:
                 writer.write(result.path, result.label, result.probabilities)
-    print(f"Wrote {writer.rows} prediction(s) to {args.output} ({fmt})" + (f"; {failed} file(s) failed" if failed else ""))
+    print(f"Wrote {writer.rows} prediction(s) to {args.predictions} ({fmt})" + (f"; {failed} file(s) failed" if failed else ""))
     return 1 if failed else 0
 
 

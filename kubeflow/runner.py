@@ -46,7 +46,7 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> str:
 
     from tfx_image_finetune.pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(cfg, beam_pipeline_args=dataflow_args(cfg), runtime_parameters=True)
+    pipeline = create_pipeline(cfg, beam_pipeline_args=dataflow_args(cfg), for_kfp=True)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=cfg.cloud.image_uri),
         output_dir=os.path.dirname(os.path.abspath(output)),

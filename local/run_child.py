@@ -54,7 +54,7 @@ def main() -> int:
     reports = []  # the report this run wrote (None if it could not be written)
 
     def run_pipeline(cfg: PipelineConfig) -> None:
-        reports.append(local_runner.run(cfg, job.data))
+        reports.append(local_runner.run(cfg, job.layout))
 
     try:
         return run_guard.run(job.cfg, run_pipeline, lambda cfg: closing_lines(cfg, reports[-1] if reports else None),

@@ -14,8 +14,8 @@ from tfx_image_finetune.local.output_lock import output_lock
 log = logging.getLogger(__name__)
 
 
-def beam_args(cfg: PipelineConfig, data: DataLayout) -> List[str]:
-    mode = running_mode(cfg.runtime.direct_running_mode, data.local_files)
+def beam_args(cfg: PipelineConfig, layout: DataLayout) -> List[str]:
+    mode = running_mode(cfg.runtime.direct_running_mode, layout.local_files)
     workers = 1 if mode == "in_memory" else cfg.runtime.direct_num_workers or os.cpu_count() or 1
     return local_beam_args(mode, workers)
 
@@ -54,10 +54,10 @@ def check_weights(cfg: PipelineConfig) -> PipelineConfig:
     return cfg
 
 
-def run(cfg: PipelineConfig, data: Optional[DataLayout] = None) -> Optional[str]:
+def run(cfg: PipelineConfig, layout: Optional[DataLayout] = None) -> Optional[str]:
     """Run the pipeline; returns the run report's path (None if it could not be written)."""
     with output_lock(cfg.runtime.output_dir):  # before the slow imports: a second run is refused at once
-        data = data or plan(cfg)
+        layout = layout or plan(cfg)
         from tfx.orchestration import metadata
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
@@ -66,9 +66,9 @@ def run(cfg: PipelineConfig, data: Optional[DataLayout] = None) -> Optional[str]
         check_weights(cfg)
         pipeline = create_pipeline(
             cfg,
-            beam_pipeline_args=beam_args(cfg, data),
+            beam_pipeline_args=beam_args(cfg, layout),
             metadata_connection_config=metadata.sqlite_metadata_connection_config(cfg.metadata_path),
-            data=data,
+            layout=layout,
         )
         from tfx_image_finetune.local import console
 

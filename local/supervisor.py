@@ -36,13 +36,13 @@ class RunJob:
     """What the run's process needs, handed over on its standard input (pickled: the same typed config)."""
 
     cfg: PipelineConfig
-    data: object  # pipeline.data_layout.DataLayout
+    layout: object  # pipeline.data_layout.DataLayout
     log_file: str
     console_fd: Optional[int]  # the console, where fd 2 goes through the noise filter; None: fd 2 is the console
     parent_pid: int
 
 
-def run(cfg: PipelineConfig, data, lock_fd: Optional[int]) -> int:
+def run(cfg: PipelineConfig, layout, lock_fd: Optional[int]) -> int:
     """Runs the pipeline in its own process; returns the exit code. The caller holds the output lock
     (`lock_fd`: its locked descriptor, passed on to the run's process)."""
     from tfx_image_finetune.local import console
@@ -70,7 +70,7 @@ def run(cfg: PipelineConfig, data, lock_fd: Optional[int]) -> int:
             console_fd = None
             if not cfg.runtime.verbose and _is_fd2(sys.stderr):
                 console_fd = fd2.enter_context(console.fd2_through_filter(log_file, console.FD2_NOISE))
-            job = RunJob(cfg, data, log_file, console_fd, os.getpid())
+            job = RunJob(cfg, layout, log_file, console_fd, os.getpid())
             if not interrupted:
                 proc.append(_start(job, [fd for fd in (console_fd, lock_fd) if fd is not None]))
                 if interrupted:  # the signal came while it was being started

@@ -11,7 +11,7 @@ from typing import List, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from tfx_image_finetune.components.evaluator.baseline_strategy import SameTaskBlessedModelStrategy
+from tfx_image_finetune.components.evaluator.baseline_resolution import LatestBlessedModelOfSameTask
 from tfx_image_finetune.components.evaluator.component import Evaluator
 from tfx_image_finetune.components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
 from tfx_image_finetune.components.hyperparameters.component import TrainingHyperparameters
@@ -29,36 +29,36 @@ EVALUATOR_BATCH_SIZE = 32
 VERTEX_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
 
 
-def example_gen(cfg: PipelineConfig, data: DataLayout):
+def example_gen(cfg: PipelineConfig, layout: DataLayout):
     if cfg.data.source == "tfrecord":
         # Existing tf.Examples (e.g. TFDS's cats_vs_dogs TFRecords): split by hash, like an unsplit folder;
         # an example whose image does not decode is skipped and listed in the ingest report.
         return TFRecordExampleGen(
-            input_base=data.root,
+            input_base=layout.root,
             pattern=cfg.data.tfrecord_pattern,
             output_config=hash_split_output(cfg.split_ratios()),
             image_key=cfg.data.image_key,
             label_key=cfg.data.label_key,
             max_image_pixels=cfg.data.max_image_pixels,
         ).with_id("ImportExampleGen")
-    return ImageFolderExampleGen(input_base=data.root, split_folders=data.split_folders,
+    return ImageFolderExampleGen(input_base=layout.root, split_folders=layout.split_folders,
                                  split_ratios=cfg.split_ratios(), selection_percent=cfg.data.selection_ratio,
                                  max_image_pixels=cfg.data.max_image_pixels)
 
 
-def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], runtime_parameters: bool):
+def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], for_kfp: bool):
     """The latest blessed model of this task (same classes, image size and features) as the Evaluator's
     baseline. KFP v2 compiles only TFX's own strategies: in the cloud the latest blessed model of any task,
     which the Evaluator's executor drops when it is of another task."""
     channels = dict(model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
                     model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing))
-    if runtime_parameters:
+    if for_kfp:
         resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels)
     else:
         task = {"image_size": cfg.image_size, "image_key": cfg.data.image_key, "label_key": cfg.data.label_key}
         if classes:  # unknown before the data is read for a TFRecord source: the executor still checks them
             task["classes"] = classes
-        resolver = tfx.dsl.Resolver(strategy_class=SameTaskBlessedModelStrategy, config=task, **channels)
+        resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedModelOfSameTask, config=task, **channels)
     return resolver.with_id("latest_blessed_model_resolver")
 
 
@@ -96,10 +96,10 @@ def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
     )
 
 
-def hyperparameters(cfg: PipelineConfig, runtime_parameters: bool) -> TrainingHyperparameters:
+def hyperparameters(cfg: PipelineConfig, for_kfp: bool) -> TrainingHyperparameters:
     """Epochs and learning rates; as RuntimeParameters (pipeline parameters on Vertex/Kubeflow) if asked."""
     values = {name: getattr(cfg.training, name) for name in HYPERPARAMETERS}
-    if runtime_parameters:
+    if for_kfp:
         values = {
             name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=HYPERPARAMETERS[name], default=value)
             for name, value in values.items()
@@ -150,17 +150,17 @@ def vertex_pusher(cfg: PipelineConfig, model, blessing):
 
 
 def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]] = None,
-                    metadata_connection_config=None, runtime_parameters: bool = False,
-                    data: Optional[DataLayout] = None) -> tfx.dsl.Pipeline:
+                    metadata_connection_config=None, for_kfp: bool = False,
+                    layout: Optional[DataLayout] = None) -> tfx.dsl.Pipeline:
     """The whole pipeline for `cfg`; runners differ only in how they run it.
 
     `beam_pipeline_args` apply to every Beam component; `cfg.cloud.beam_overrides` add per-component args.
-    `runtime_parameters` turns epochs and learning rates into pipeline parameters (cloud runners).
-    `data`: the runner's resolved layout (resolved here from `cfg` if not given).
+    `for_kfp` turns epochs and learning rates into pipeline parameters (cloud runners).
+    `layout`: the runner's resolved layout (resolved here from `cfg` if not given).
     """
-    data = data or DataLayout.resolve(cfg)
-    classes, num_classes = data.classes, data.num_classes
-    gen = example_gen(cfg, data)
+    layout = layout or DataLayout.resolve(cfg)
+    classes, num_classes = layout.classes, layout.num_classes
+    gen = example_gen(cfg, layout)
     statistics = tfx.components.StatisticsGen(examples=gen.outputs["examples"])
     if cfg.data.infer_schema or cfg.data.source == "tfrecord":
         schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
@@ -188,8 +188,8 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     )
     transform.add_upstream_node(gate)
 
-    baseline = baseline_resolver(cfg, classes, runtime_parameters)
-    hparams = hyperparameters(cfg, runtime_parameters)
+    baseline = baseline_resolver(cfg, classes, for_kfp)
+    hparams = hyperparameters(cfg, for_kfp)
     # --warm-start: the Trainer may begin from the latest blessed model of this task (trainer/warm_start.py
     # checks that it fits).
     warm = {"base_model": baseline.outputs["model"]} if cfg.training.warm_start else {}
@@ -210,7 +210,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         model=train.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(cfg, num_classes),
-        example_splits=[data.evaluation_split],  # never seen by training, early stopping or weight selection
+        example_splits=[layout.evaluation_split],  # never seen by training, early stopping or weight selection
     )
     pusher = ServingDirPusher(
         model=train.outputs["model"],

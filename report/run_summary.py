@@ -13,13 +13,16 @@ from tfx_image_finetune.metadata_store import State, store  # noqa: F401 - State
 
 
 def execution_seconds(metadata_path: str) -> Dict[str, float]:
-    """{component type, e.g. 'Trainer': seconds its latest execution took}."""
+    """{component id as the console names it, e.g. 'Trainer', 'Pusher': seconds its latest execution took}.
+    TFX's "node" context of each component is named "<pipeline name>.<component id>"."""
     s = store(metadata_path)
-    types = {t.id: t.name.rsplit(".", 1)[-1] for t in s.get_execution_types()}
     latest = {}
-    for execution in sorted(s.get_executions(), key=lambda e: e.id):
-        latest[types[execution.type_id]] = (execution.last_update_time_since_epoch
-                                            - execution.create_time_since_epoch) / 1000
+    for node in s.get_contexts_by_type("node"):
+        executions = s.get_executions_by_context(node.id)
+        if executions:
+            execution = max(executions, key=lambda e: e.id)
+            latest[node.name.rsplit(".", 1)[-1]] = (execution.last_update_time_since_epoch
+                                                    - execution.create_time_since_epoch) / 1000
     return latest
 
 

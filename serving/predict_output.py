@@ -1,4 +1,4 @@
-"""`predict --output FILE`: one row per image (file, class, probability per class) as CSV or JSON lines.
+"""`predict --predictions FILE`: one row per image (file, class, probability per class) as CSV or JSON lines.
 
 Rows are written as the batches are answered (and flushed per row), so a folder of 100k images never sits in
 memory and a long run can be watched or resumed by reading the file. Stdlib only (`--help` stays instant).
@@ -21,7 +21,7 @@ def output_format(path: str, given: Optional[str] = None) -> str:
         return given
     ext = os.path.splitext(path)[1].lower()
     if ext not in _EXTENSIONS:
-        raise ValueError(f"--output {path!r}: cannot tell the format from {ext or 'no extension'!r}; "
+        raise ValueError(f"--predictions {path!r}: cannot tell the format from {ext or 'no extension'!r}; "
                          f"use .csv or .jsonl, or --format {{{','.join(FORMATS)}}}")
     return _EXTENSIONS[ext]
 

@@ -19,7 +19,7 @@ def spec(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("kfp") / "pipeline.json")
     assert main(["compile", *CLOUD, "--image", "europe-docker.pkg.dev/my-proj/repo/tfx-image-finetune:1",
                  "--dataflow", "--vertex-training", "--accelerator-count", "2", "--vertex-endpoint", "cats",
-                 "--beam-arg", "Transform=--machine_type=n1-highmem-16", "--output", path]) == 0
+                 "--beam-arg", "Transform=--machine_type=n1-highmem-16", "--spec-file", path]) == 0
     with open(path) as f:
         return path, json.load(f)
 
@@ -110,7 +110,7 @@ def test_submit_dry_run_shows_the_job(spec, capsys):
      "data.split_folders is required"),
 ])
 def test_cloud_config_errors_come_before_compiling(args, message, tmp_path):
-    proc, imported = cli_subprocess("compile", "--target", "vertex", *args, "--output", str(tmp_path / "p.json"))
+    proc, imported = cli_subprocess("compile", "--target", "vertex", *args, "--spec-file", str(tmp_path / "p.json"))
     assert proc.returncode == 2 and message in proc.stderr
     assert imported == [], imported  # nothing heavy was imported
     assert not (tmp_path / "p.json").exists()

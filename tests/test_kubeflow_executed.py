@@ -35,7 +35,7 @@ def executed(tmp_path_factory):
         "--num-classes", "2", "--serving-dir", f"{BUCKET}/serving", "--schema-dir", os.path.join(REPO, "schema"),
         "--backbone", "mobilenet_v2", "--alpha", "0.35", "--image-size", "64", "--weights", "none",
         "--head-epochs", str(COMPILED["head_epochs"]), "--finetune-epochs", str(COMPILED["finetune_epochs"]),
-        "--accuracy-threshold", "0", "--beam-mode", "in_memory", "--output", spec,  # tiny data: no worker processes
+        "--accuracy-threshold", "0", "--beam-mode", "in_memory", "--spec-file", spec,  # tiny data: no worker processes
     ]) == 0
     store = Store()
     run = Run(spec, str(tmp_path_factory.mktemp("logs")), {BUCKET: str(bucket)}, RUNTIME, store).run()

@@ -38,7 +38,7 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run, first_run_log):
     assert set(states) == set(COMPONENTS)
     assert all(state == "COMPLETE" for state in states.values()), states
     seconds = md.execution_seconds(cfg.metadata_path)
-    assert seconds["Trainer"] > 1 and set(seconds) >= {"Trainer", "Transform", "Evaluator", "ServingDirPusher"}
+    assert seconds["Trainer"] > 1 and set(seconds) >= {"Trainer", "Transform", "Evaluator", "Pusher"}
     root = cfg.pipeline_root
     for path in [
         "ImageFolderExampleGen/examples/*/Split-train/*.gz",

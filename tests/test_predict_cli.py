@@ -107,7 +107,7 @@ def test_output_file_has_every_class_probability_as_csv_or_json_lines(model_dir,
     labels = tmp_path / "labels.txt"
     labels.write_text("blue\nred\n")
     out_csv = tmp_path / "p.csv"
-    code, lines, err = predict_cli(capsys, "--model-dir", model_dir, "--output", str(out_csv), "--labels", str(labels),
+    code, lines, err = predict_cli(capsys, "--model-dir", model_dir, "--predictions", str(out_csv), "--labels", str(labels),
                                    str(tmp_path / "in"))
     assert code == 1 and "notes.jpg: not an image the model can decode" in err[-1]  # still named, still exit 1
     assert lines == [[f"Wrote 2 prediction(s) to {out_csv} (csv); 1 file(s) failed"]]
@@ -117,12 +117,12 @@ def test_output_file_has_every_class_probability_as_csv_or_json_lines(model_dir,
         assert abs(float(r["blue"]) + float(r["red"]) - 1) < 1e-5
         assert float(r[r["class"]]) > 0.9
     out_json = tmp_path / "p.out"
-    code, _, _ = predict_cli(capsys, "--model-dir", model_dir, "--output", str(out_json), "--format", "jsonl", red)
+    code, _, _ = predict_cli(capsys, "--model-dir", model_dir, "--predictions", str(out_json), "--format", "jsonl", red)
     assert code == 0
     row = json.loads(open(out_json).read())
     assert row["file"] == red and row["class"] == "red" and set(row["probabilities"]) == {"class_0", "class_1"}
     assert row["probabilities"]["class_1"] > 0.9  # no labels.txt in this model: columns by class id
-    code, _, err = predict_cli(capsys, "--model-dir", model_dir, "--output", str(tmp_path / "p.txt"), red)
+    code, _, err = predict_cli(capsys, "--model-dir", model_dir, "--predictions", str(tmp_path / "p.txt"), red)
     assert code == 2 and "cannot tell the format" in err[-1]
 
 

@@ -50,7 +50,7 @@ def check_training_examples(names, train_counts) -> None:
                              f"split); training examples per class: {train_counts}")
 
 
-def distribution_strategy() -> tf.distribute.Strategy:
+def device_distribution() -> tf.distribute.Strategy:
     """MirroredStrategy across the GPUs of a multi-GPU worker (e.g. a Vertex AI Training pool), else default."""
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -111,7 +111,7 @@ def run_fn(fn_args) -> None:
                             data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed)
 
     weights = keras_weights(model_cfg)
-    distribution = distribution_strategy()
+    distribution = device_distribution()
     with distribution.scope():
         model, base = build_model(model_cfg, len(names), weights, training_cfg.seed)
     train_ds = dataset(fn_args.train_files, True)

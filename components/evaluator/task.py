@@ -1,7 +1,7 @@
 """The task (serving_contract.Task) of a Trainer model artifact, read from the files the Trainer exports.
 
 A model can only be the Evaluator's baseline for a model of the same task (see executor.py and
-baseline_strategy.py); assets.extra/ tells it for any model artifact.
+baseline_resolution.py); assets.extra/ tells it for any model artifact.
 """
 
 from __future__ import annotations

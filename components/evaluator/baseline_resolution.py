@@ -1,4 +1,4 @@
-"""Resolver strategy: the latest blessed model *of the same task* (class list, image size, features).
+"""Resolver policy: the latest blessed model *of the same task* (class list, image size, features).
 
 TFX's LatestBlessedModelStrategy returns the latest blessed model of any task, so after a run on other
 classes in the same output folder the previous task's model would be lost as a baseline for good. This one
@@ -17,7 +17,7 @@ from tfx_image_finetune.components.evaluator.task import task_of
 from tfx_image_finetune.serving_contract import Task, task_mismatch
 
 
-class SameTaskBlessedModelStrategy(LatestBlessedModelStrategy):
+class LatestBlessedModelOfSameTask(LatestBlessedModelStrategy):
     def __init__(self, image_size: int, image_key: str, label_key: str, classes: Optional[List[str]] = None):
         super().__init__()
         self._task = Task(classes, image_size, (image_key, label_key))
