@@ -343,6 +343,12 @@ def _gallery(records: List[Dict[str, Any]]) -> str:
     return f'<div class="gallery">{figures}</div>' if figures else ""
 
 
+def _image_health(data: Dict[str, Any]) -> str:
+    from tfx_image_finetune.report.image_health import section  # it imports this module's helpers
+
+    return section(data)
+
+
 def _push_section(data: Dict[str, Any]) -> str:
     push = data["push"]
     if push["pushed"]:
@@ -385,6 +391,7 @@ def render(data: Dict[str, Any]) -> str:
         ("Verdict", _evaluation_section(data)),
         ("Pushed model", _push_section(data)),
         ("Data", _data_section(data)),
+        ("Image health", _image_health(data)),
         ("Strategy", _strategy_section(history)),
         ("Training", _training_section(history)),
         ("Test split: per class", _test_section(data)),

@@ -18,7 +18,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
-from tfx_image_finetune.components.image_folder_example_gen import duplicates, layout
+from tfx_image_finetune.components.image_folder_example_gen import duplicates, image_stats, layout
 from tfx_image_finetune.components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
 from tfx_image_finetune.config import (FILENAME_FEATURE, INGEST_REPORT_KEY, MAX_IMAGE_PIXELS, SELECTION_SPLIT,
                                        TRAIN_SPLIT)
@@ -220,6 +220,7 @@ class Executor(BaseExampleGenExecutor):
         # Duplicates: copies of training images kept out of selection and test (duplicates.py).
         example_splits = duplicates.keep_out_copies(example_splits, exec_properties[_ROWS_DIR_PROPERTY])
         count_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY])
+        image_stats.stats_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY])  # image data health
         return example_splits
 
     def _example_splits(self, pipeline, exec_properties):
@@ -256,6 +257,7 @@ class Executor(BaseExampleGenExecutor):
         summary = _summarize(_read_rows(rows_dir))
         summary["examples_per_split"] = read_counts(rows_dir)
         summary["duplicates"] = duplicates.read(rows_dir)  # Duplicates (duplicates.py)
+        summary["image_stats"] = image_stats.read_stats(rows_dir)
         kept = write_report(report, summary)
         tf.io.gfile.rmtree(rows_dir)
         report.set_int_custom_property("valid_images", summary["valid_images"])
