@@ -349,6 +349,27 @@ def _image_health(data: Dict[str, Any]) -> str:
     return section(data)
 
 
+def _drift_section(result: Optional[Dict[str, Any]]) -> str:
+    """This run's training data against the replaced model's (report/drift.py): a row per compared distribution."""
+    if not result:
+        return "<p>Not compared.</p>"
+    if not result["baseline"]:
+        return f'<p data-drift-baseline="">Not compared: {_e(result["why"])}.</p>'
+    name = {"linf": "L-infinity", "js": "Jensen-Shannon"}[result["comparator"]]
+    rows = "".join(
+        f'<tr data-drift="{_e(f["what"])}" data-drifted="{str(f["drifted"]).lower()}" data-distance="{f["distance"]!r}">'
+        f'<th>{_e(f["what"])}</th><td>{_fmt(f["distance"], 3)}</td>'
+        f'<td class="{"bad" if f["drifted"] else "ok"}">{"DRIFT" if f["drifted"] else "ok"}</td>'
+        f'<td>{_e(f["detail"])}</td></tr>' for f in result["findings"])
+    drifted = sum(f["drifted"] for f in result["findings"])
+    verdict = (f'<p class="warn">{drifted} distribution(s) moved further than {result["threshold"]} ({name}) from '
+               "the training data of the model this run would replace.</p>" if drifted
+               else f'<p class="ok">No distribution moved further than {result["threshold"]} ({name}).</p>')
+    return (f'<p data-drift-baseline="{_e(result["baseline"])}">Train split against the training data of '
+            f'<code>{_e(result["baseline"])}</code> (label distribution: TFDV\'s drift comparator).</p>' + verdict
+            + f'<table><tr><th>distribution</th><th>{name}</th><th></th><th>before -&gt; now</th></tr>{rows}</table>')
+
+
 def _push_section(data: Dict[str, Any]) -> str:
     push = data["push"]
     if push["pushed"]:
@@ -392,6 +413,7 @@ def render(data: Dict[str, Any]) -> str:
         ("Pushed model", _push_section(data)),
         ("Data", _data_section(data)),
         ("Image health", _image_health(data)),
+        ("Data drift", _drift_section(data.get("drift"))),
         ("Strategy", _strategy_section(history)),
         ("Training", _training_section(history)),
         ("Test split: per class", _test_section(data)),

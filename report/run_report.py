@@ -196,7 +196,7 @@ def per_class_precision_recall(matrix: List[List[int]], classes: List[str]) -> L
     return rows
 
 
-def collect(output_dir: str) -> Dict[str, Any]:
+def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comparator: str = "linf") -> Dict[str, Any]:
     """Everything the page shows, for the latest run recorded in `<output_dir>/metadata.sqlite`."""
     from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
     from tfx_image_finetune.report import run_summary
@@ -234,6 +234,10 @@ def collect(output_dir: str) -> Dict[str, Any]:
         data["test"] = test
     else:
         data["test"] = None
+    from tfx_image_finetune.config import DataConfig
+    from tfx_image_finetune.report import drift
+
+    data["drift"] = drift.drift(path, drift_threshold or DataConfig.drift_threshold, drift_comparator)
     return data
 
 
@@ -249,12 +253,12 @@ def run_folder_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
 
 
-def write(output_dir: str) -> str:
+def write(output_dir: str, drift_threshold: Optional[float] = None, drift_comparator: str = "linf") -> str:
     """Render the latest run's report; returns `<output>/reports/<run-id>/report.html` (also copied to
     `<output>/report.html`)."""
     from tfx_image_finetune.report.render import render
 
-    data = collect(output_dir)
+    data = collect(output_dir, drift_threshold, drift_comparator)
     folder = os.path.join(output_dir, REPORTS_DIR, run_folder_name(data["run_id"]))
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, REPORT_FILE)

@@ -104,6 +104,8 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the field."""
 
 
+DRIFT_COMPARATORS = ("linf", "js")  # report/drift.py: L-infinity, Jensen-Shannon divergence (TFDV's)
+
 @dataclass
 class DataConfig:
     """Where the raw examples come from and how they are split."""
@@ -132,6 +134,10 @@ class DataConfig:
     # refused by predict and by the exported model (INVALID_ARGUMENT). Default: PIL's MAX_IMAGE_PIXELS.
     max_image_pixels: int = MAX_IMAGE_PIXELS
     schema_dir: str = CURATED_SCHEMA_DIR
+    # Data drift against the replaced model's training data (report/drift.py): a label or image-property
+    # distribution further than this (drift_comparator: "linf" L-infinity, "js" Jensen-Shannon) is a WARNING.
+    drift_threshold: float = 0.2
+    drift_comparator: str = "linf"
 
 
 @dataclass
@@ -316,6 +322,10 @@ class PipelineConfig:
         _check(d.source == "image_folder" or (d.num_classes or 0) >= 2, "data.num_classes",
                "is required (>= 2) when data.source is 'tfrecord'")
         _check(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
+        _check(0 < d.drift_threshold <= 1, "data.drift_threshold (--drift-threshold)",
+               f"must be in (0, 1], got {d.drift_threshold}")
+        _check(d.drift_comparator in DRIFT_COMPARATORS, "data.drift_comparator (--drift-comparator)",
+               f"must be one of {DRIFT_COMPARATORS}, got {d.drift_comparator!r}")
         _check(d.max_image_pixels >= 1, f"data.max_image_pixels ({LIMIT_FLAG})",
                f"must be >= 1, got {d.max_image_pixels}")
         for name in ("train_ratio", "selection_ratio", "test_ratio"):

@@ -183,13 +183,18 @@ def count_per_split(example_splits: Dict[str, Any], rows_dir: str, label_key: st
 
 
 def read_counts(rows_dir: str) -> Dict[str, Dict[str, int]]:
-    out: Dict[str, Dict[str, int]] = {}
-    for path in sorted(tf.io.gfile.glob(os.path.join(rows_dir, "counts-*"))):
+    return read_per_split(rows_dir, "counts", "count")
+
+
+def read_per_split(rows_dir: str, prefix: str, value_key: str) -> Dict[str, Dict[str, Any]]:
+    """{split: {label: row[value_key]}} from the <prefix>-*.jsonl rows ({"split", "label", value_key}), sorted."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(rows_dir, f"{prefix}-*"))):
         with tf.io.gfile.GFile(path) as f:
             for line in f:
                 if line.strip():
                     row = json.loads(line)
-                    out.setdefault(row["split"], {})[row["label"]] = row["count"]
+                    out.setdefault(row["split"], {})[row["label"]] = row[value_key]
     return {split: dict(sorted(c.items())) for split, c in sorted(out.items())}
 
 

@@ -118,13 +118,6 @@ def stats_per_split(example_splits: Dict[str, Any], rows_dir: str, image_key: st
 
 def read_stats(rows_dir: str) -> Dict[str, Dict[str, Any]]:
     """{split: {class: summary}} from the rows stats_per_split wrote."""
-    import tensorflow as tf
+    from tfx_image_finetune.components.image_folder_example_gen.executor import read_per_split
 
-    out: Dict[str, Dict[str, Any]] = {}
-    for path in sorted(tf.io.gfile.glob(os.path.join(rows_dir, "image-stats-*"))):
-        with tf.io.gfile.GFile(path) as f:
-            for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    out.setdefault(row["split"], {})[row["label"]] = row["stats"]
-    return {split: dict(sorted(per_class.items())) for split, per_class in sorted(out.items())}
+    return read_per_split(rows_dir, "image-stats", "stats")
