@@ -11,8 +11,9 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
-from tfx_image_finetune.config import (AUTO_STRATEGY, BACKBONES, BEAM_RUNNING_MODES, CLASS_WEIGHTS, DRIFT_COMPARATORS,
-                                       SOURCES, ConfigError, PipelineConfig, Strategy, get_field, set_field)
+from tfx_image_finetune.config import (AUTO_STRATEGY, BACKBONES, BEAM_RUNNING_MODES, CLASS_WEIGHTS,
+                                       DRIFT_COMPARATORS, SOURCES, ConfigError, PipelineConfig, Strategy, get_field,
+                                       set_field)
 
 DEFAULTS = PipelineConfig()
 
@@ -91,6 +92,8 @@ CONFIG_FLAGS = {
              "this from the replaced model's training data is a drift WARNING", type=float),
         Flag("--drift-comparator", "data.drift_comparator", "drift distance: linf (L-infinity) or js "
              "(Jensen-Shannon divergence), as TFDV's comparators", choices=DRIFT_COMPARATORS),
+        Flag("--fail-on-drift", "data.fail_on_drift", "stop the run before training on such a drift (local runs)",
+             switch=True),
     ],
     "model": [
         Flag("--backbone", "model.backbone", "ImageNet backbone", choices=tuple(BACKBONES)),

@@ -31,10 +31,11 @@ def die_with_parent(parent_pid: int) -> None:
 def drift_lines(cfg: PipelineConfig) -> List[str]:
     """WARNING lines for data drift against the replaced model's training data (report/drift.py); a comparison
     that fails is itself a warning, never a failed run."""
+    from tfx_image_finetune.components.data_drift.compare import warning_lines
     from tfx_image_finetune.report import drift
 
     try:
-        return drift.warning_lines(drift.drift(cfg.metadata_path, cfg.data.drift_threshold, cfg.data.drift_comparator,
+        return warning_lines(drift.drift(cfg.metadata_path, cfg.data.drift_threshold, cfg.data.drift_comparator,
                                                cfg.data.label_key))
     except Exception as err:  # the run itself succeeded
         return [f"WARNING: could not compare the data with the replaced model's: {type(err).__name__}: {err}"]

@@ -392,7 +392,8 @@ text-align:left}table.num td{text-align:right}tr.best td{background:#fdf1d8}
 .verdict{display:inline-block;padding:6px 14px;border-radius:6px;font-weight:700;color:#fff}
 .ok{color:#2e7d32}.bad{color:#c62828}.verdict.ok{background:#2e7d32;color:#fff}.verdict.bad{background:#c62828;color:#fff}
 .warn{color:#b26a00}.gallery{display:flex;flex-wrap:wrap;gap:12px}
-figure{margin:0;width:170px;font-size:12px}figure.pair{width:336px}.overlay{margin-left:8px}.thumb{width:160px;height:160px;object-fit:contain;background:#eee;
+figure{margin:0;width:170px;font-size:12px}figure.pair{width:336px}
+.overlay{margin-left:8px}.thumb{width:160px;height:160px;object-fit:contain;background:#eee;
 border-radius:4px}code{font-size:12px}
 """
 

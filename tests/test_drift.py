@@ -1,4 +1,5 @@
-"""Data drift (report/drift.py): the distances, TFDV's label comparator, the image properties compared."""
+"""Data drift (components/data_drift, report/drift.py): the distances, TFDV's label comparator, the image
+properties compared; two runs against the shared e2e run's model, and --fail-on-drift."""
 
 import os
 
@@ -6,7 +7,7 @@ import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
 
-from tfx_image_finetune.report.drift import distance, image_drifts, label_drift, warning_lines
+from tfx_image_finetune.components.data_drift.compare import distance, image_drifts, label_drift, warning_lines
 
 
 def test_distances_are_tfdvs_l_infinity_and_jensen_shannon():
@@ -78,6 +79,7 @@ def test_a_darker_smaller_imbalanced_run_drifts_and_one_on_the_same_data_does_no
     import re
 
     from tfx_image_finetune.local import runner as local_runner
+    from tfx_image_finetune.metadata_store import store
     from tfx_image_finetune.local.run_child import drift_lines
     from tfx_image_finetune.report import drift
     from tests.conftest import copy_of_run
@@ -89,9 +91,18 @@ def test_a_darker_smaller_imbalanced_run_drifts_and_one_on_the_same_data_does_no
     assert result["baseline"] and len(result["findings"]) == 8  # labels, 5 image properties, format, colour
     assert not [f for f in result["findings"] if f["drifted"] or f["distance"] > 1e-6]
     assert drift_lines(same) == []
+    same.data.fail_on_drift = True
+    same.training.head_epochs = 3
+    local_runner.run(same)  # the gate passes on the same data
 
     other = copy_of_run(first_run, str(tmp_path / "other"))
     other.data.path = _darker_smaller_imbalanced(first_run.data.path, tmp_path / "darker")
+    other.data.fail_on_drift = True  # first: stopped before training
+    models = len(store(other.metadata_path).get_artifacts_by_type("Model"))
+    with pytest.raises(Exception, match=r"--fail-on-drift: stopped before training; label distribution L-infinity"):
+        local_runner.run(other)
+    assert len(store(other.metadata_path).get_artifacts_by_type("Model")) == models  # nothing trained
+    other.data.fail_on_drift = False  # then: the run, with the drift as warnings
     local_runner.run(other)
     found = {f["what"]: f for f in drift.drift(other.metadata_path, other.data.drift_threshold)["findings"]}
     drifted = {what for what, f in found.items() if f["drifted"]}

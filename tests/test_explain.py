@@ -31,7 +31,8 @@ def trained_square_model():
     """A tiny convolutional network, trained here to tell the square's colour (real Keras)."""
     keras.utils.set_random_seed(0)
     images, labels, _ = _square_images(400, np.random.default_rng(0))
-    model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+    model = keras.Sequential([keras.Input((SIZE, SIZE, 3)),
+                              keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
                               keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
                               keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(2)])
     model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),

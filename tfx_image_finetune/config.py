@@ -138,6 +138,8 @@ class DataConfig:
     # distribution further than this (drift_comparator: "linf" L-infinity, "js" Jensen-Shannon) is a WARNING.
     drift_threshold: float = 0.2
     drift_comparator: str = "linf"
+    # Stop the run before Transform on such a drift (components/data_drift: a DriftGate node; local runs only).
+    fail_on_drift: bool = False
 
 
 @dataclass
@@ -451,6 +453,8 @@ def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
     _check(d.source == "tfrecord" or d.split_folders, "data.split_folders",
            "is required for a cloud compile (--split-folders train,validation or none)")
     _check(d.num_classes, "data.num_classes", "is required for a cloud compile (--num-classes)")
+    _check(not d.fail_on_drift, "data.fail_on_drift (--fail-on-drift)", "is for local runs only: finding the "
+           "replaced model's data takes a resolver strategy that Vertex AI / Kubeflow pipelines cannot compile")
     _check(c.accelerator_count >= 1 or not c.vertex_training, "cloud.accelerator_count", "must be >= 1")
     return cfg
 
