@@ -26,6 +26,9 @@ PREDICT_BATCH = 64
 MAX_TEST_EXAMPLES = 20000  # confusion matrix over at most this many test examples (the report says so)
 GALLERY_SIZE = 8
 RIGHT_PER_CLASS, MAX_RIGHT = 2, 24  # the most confident right images per class, for at most MAX_RIGHT images
+# Integrated-gradient steps per baseline for the report's heat maps: half of predict --explain's, as the report
+# explains up to 32 images (Xception at 150 px: ~5 s each on 2 loaded cores, benchmarks/explain_cost.py).
+REPORT_STEPS = 8
 
 
 def metadata_path(output_dir: str) -> str:
@@ -180,7 +183,8 @@ def explain_records(loaded, records: List[Dict[str, Any]], index: Dict[str, int]
     if not explainable(loaded):
         return "the model was exported without the explanation functions (before they existed)"
     for record in records:
-        record["overlay"] = explain_images(loaded, [record["image"]], [index[record["predicted"]]])[0].overlay_png
+        record["overlay"] = explain_images(loaded, [record["image"]], [index[record["predicted"]]],
+                                           REPORT_STEPS)[0].overlay_png
     return ""
 
 
