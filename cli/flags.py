@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from tfx_image_finetune.backbone_specs import BACKBONES
-from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, SOURCES, ConfigError,
-                                       PipelineConfig, Strategy)
+from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, DRIFT_COMPARATORS, SOURCES,
+                                       ConfigError, PipelineConfig, Strategy)
 
 DEFAULTS = PipelineConfig()
 
@@ -116,6 +116,12 @@ CONFIG_FLAGS = {
         Flag("--max-image-pixels", "data.max_image_pixels",
              "refuse images whose header claims more pixels (width x height), before decoding: skipped at "
              "ingest, INVALID_ARGUMENT from the exported model", type=int),
+        Flag("--drift-threshold", "data.drift_threshold", "a label or image-property distribution further than "
+             "this from the replaced model's training data is a drift WARNING", type=float),
+        Flag("--drift-comparator", "data.drift_comparator", "drift distance: linf (L-infinity) or js "
+             "(Jensen-Shannon divergence), as TFDV's comparators", choices=DRIFT_COMPARATORS),
+        Flag("--fail-on-drift", "data.fail_on_drift", "stop the run before training on such a drift (local runs)",
+             switch=True),
     ],
     "model": [
         Flag("--backbone", "model.backbone", "ImageNet backbone", choices=tuple(BACKBONES)),

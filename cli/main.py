@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-image-pixels", type=int, default=flags.DEFAULTS.data.max_image_pixels,
                          help="name a file whose header claims more pixels (width x height) as refused, without "
                               "sending it (default %(default)s)")
+    predict.add_argument("--explain", metavar="DIR", help="also write DIR/<image name>.explain.png per answered image: "
+                                                          "a heat map of what drove its predicted class (integrated "
+                                                          "gradients; needs --model-dir)")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="image files, or folders (their .jpg/.jpeg/.png/.gif/.bmp files, recursively)")
     return parser
@@ -155,6 +158,10 @@ def _predict(args: argparse.Namespace) -> int:
             raise ConfigError(f"--server takes HOST:PORT (e.g. localhost:8501), got {args.server!r}")
     if args.max_image_pixels < 1:
         raise ConfigError(f"--max-image-pixels must be >= 1, got {args.max_image_pixels}")
+    if args.explain and not args.model_dir:
+        raise ConfigError("--explain needs --model-dir: explanations take gradients through the model in this process")
+    if args.explain and os.path.exists(args.explain) and not os.path.isdir(args.explain):
+        raise ConfigError(f"--explain takes a folder; {args.explain!r} is a file")
     from tfx_image_finetune.serving import predict
     from tfx_image_finetune.serving.predict_output import output_format
 
@@ -172,15 +179,17 @@ def _predict(args: argparse.Namespace) -> int:
         client = predict.GrpcClient(args.server, args.model, args.version, args.timeout)
     else:
         client = predict.RestClient(args.server, args.model, args.version, args.timeout)
+    overlays = predict.OverlayWriter(client, args.explain) if args.explain else None
     if fmt:
-        return _predict_to_file(args, client, files, fmt)
+        return _predict_to_file(args, client, files, fmt, overlays)
     failed = 0
     for result in predict.classify_files(client, files, max_pixels=args.max_image_pixels):
         if isinstance(result, predict.Failure):
             failed += 1
             _report_failure(result)
         else:
-            print(f"{result.path}\t{result.label}\t{result.probability:.4f}", flush=True)
+            overlay = f"\t{overlays.write(result)}" if overlays else ""
+            print(f"{result.path}\t{result.label}\t{result.probability:.4f}{overlay}", flush=True)
     return 1 if failed else 0
 
 
@@ -191,7 +200,7 @@ def _report_failure(result) -> None:
     print(f"tfx-image-finetune: error: {result.path}: {what}{result.reason}", file=sys.stderr, flush=True)
 
 
-def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
+def _predict_to_file(args: argparse.Namespace, client, files, fmt: str, overlays=None) -> int:
     """Rows streamed to --predictions as each batch is answered; undecodable files on stderr, as without it."""
     from tfx_image_finetune.serving import predict
     from tfx_image_finetune.serving.predict_output import PredictionWriter
@@ -210,7 +219,10 @@ def _predict_to_file(args: argparse.Namespace, client, files, fmt: str) -> int:
                 _report_failure(result)
             else:
                 writer.write(result.path, result.label, result.probabilities)
-    print(f"Wrote {writer.rows} prediction(s) to {args.predictions} ({fmt})" + (f"; {failed} file(s) failed" if failed else ""))
+                if overlays:
+                    overlays.write(result)
+    print(f"Wrote {writer.rows} prediction(s) to {args.predictions} ({fmt})" + (f"; {failed} file(s) failed" if failed else "")
+          + (f"; {len(overlays.written)} overlay(s) in {args.explain}" if overlays else ""))
     return 1 if failed else 0
 
 

@@ -9,7 +9,7 @@ import os
 import pickle
 import signal
 import sys
-from typing import Optional
+from typing import List, Optional
 
 from tfx_image_finetune.config import ConfigError, PipelineConfig
 from tfx_image_finetune.local import run_guard
@@ -28,6 +28,19 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(run_guard.EXIT_FAILED)
 
 
+def drift_lines(cfg: PipelineConfig) -> List[str]:
+    """WARNING lines for data drift against the replaced model's training data (report/drift.py); a comparison
+    that fails is itself a warning, never a failed run."""
+    from tfx_image_finetune.components.data_drift.compare import warning_lines
+    from tfx_image_finetune.report import drift
+
+    try:
+        return warning_lines(drift.drift(cfg.metadata_path, cfg.data.drift_threshold, cfg.data.drift_comparator,
+                                               cfg.data.label_key))
+    except Exception as err:  # the run itself succeeded
+        return [f"WARNING: could not compare the data with the replaced model's: {type(err).__name__}: {err}"]
+
+
 def closing_lines(cfg: PipelineConfig, report: Optional[str]) -> int:
     """What the run did (ingested and skipped files, strategy, baseline, verdict, push, report); the exit code."""
     from tfx_image_finetune.report import run_summary  # MLMD and TFMA: only once there is a run to describe
@@ -35,6 +48,8 @@ def closing_lines(cfg: PipelineConfig, report: Optional[str]) -> int:
     for line in run_summary.ingest_lines(*run_summary.ingest_report(cfg.metadata_path)):
         print(line)
     print(run_summary.describe(cfg.metadata_path, cfg.serving_model_dir))
+    for line in drift_lines(cfg):
+        print(line)
     if report:
         print(f"Report: {os.path.abspath(report)}")
     return EXIT_OK if run_summary.blessed(cfg.metadata_path) else EXIT_NOT_BLESSED

@@ -82,7 +82,7 @@ def write_report(cfg: PipelineConfig):
     from tfx_image_finetune.report import run_report as report
 
     try:
-        path = report.write(cfg.runtime.output_dir)
+        path = report.write(cfg.runtime.output_dir, cfg.data.drift_threshold, cfg.data.drift_comparator)
     except Exception:  # the run itself succeeded: say why there is no report and carry on
         log.warning("could not write the run report", exc_info=True)
         return None

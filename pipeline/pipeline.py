@@ -20,7 +20,7 @@ from tfx_image_finetune.components.tfrecord_example_gen.component import TFRecor
 from tfx_image_finetune.components.validation_gate.component import ValidationGate
 from tfx_image_finetune.component_configs import HYPERPARAMETERS, TrainerConfig, TransformConfig
 from tfx_image_finetune.config import PipelineConfig
-from tfx_image_finetune.data_contract import SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
+from tfx_image_finetune.data_contract import INGEST_REPORT_KEY, SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
 from tfx_image_finetune.pipeline.data_layout import DataLayout
 
 PREPROCESSING_FN = "tfx_image_finetune.trainer.transform.preprocessing_fn"
@@ -60,6 +60,28 @@ def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], for_kfp
             task["classes"] = classes
         resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedModelOfSameTask, config=task, **channels)
     return resolver.with_id("latest_blessed_model_resolver")
+
+
+def drift_gate(cfg: PipelineConfig, classes: Optional[List[str]], statistics, gen) -> list:
+    """--fail-on-drift: [the replaced model's data (resolver), DriftGate over this run's data against it]."""
+    from tfx_image_finetune.components.data_drift import baseline_data
+    from tfx_image_finetune.components.data_drift.component import DriftGate
+    from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport
+
+    task = {"image_size": cfg.image_size, "image_key": cfg.data.image_key, "label_key": cfg.data.label_key,
+            **({"classes": classes} if classes else {})}
+    resolver = tfx.dsl.Resolver(strategy_class=baseline_data.BaselineDataOfSameTask, config=task, **{
+        baseline_data.MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        baseline_data.BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        baseline_data.STATISTICS: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+        baseline_data.INGEST_REPORT: tfx.dsl.Channel(type=ImageIngestReport),
+    }).with_id("replaced_model_data_resolver")
+    gate = DriftGate(statistics=statistics.outputs["statistics"], ingest_report=gen.outputs[INGEST_REPORT_KEY],
+                     baseline_statistics=resolver.outputs[baseline_data.STATISTICS],
+                     baseline_ingest_report=resolver.outputs[baseline_data.INGEST_REPORT],
+                     threshold=cfg.data.drift_threshold, comparator=cfg.data.drift_comparator,
+                     label_key=cfg.data.label_key)
+    return [resolver, gate]
 
 
 def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
@@ -187,6 +209,9 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         disable_statistics=True,
     )
     transform.add_upstream_node(gate)
+    drift = drift_gate(cfg, classes, statistics, gen) if cfg.data.fail_on_drift else []
+    for node in drift[1:]:
+        transform.add_upstream_node(node)
 
     baseline = baseline_resolver(cfg, classes, for_kfp)
     hparams = hyperparameters(cfg, for_kfp)
@@ -221,7 +246,8 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         custom_config={"keep_versions": cfg.serving.keep_versions, "check_servable": cfg.serving.check_servable},
     ).with_id("Pusher")
 
-    components = [gen, statistics, schema, validator, gate, transform, hparams, train, baseline, evaluator, pusher]
+    components = [gen, statistics, schema, validator, gate, *drift, transform, hparams, train, baseline, evaluator,
+                  pusher]
     if cfg.cloud.vertex_endpoint:
         components.append(vertex_pusher(cfg, train.outputs["model"], evaluator.outputs["blessing"]))
     for component in components:

@@ -312,20 +312,62 @@ def _test_section(data: Dict[str, Any]) -> str:
         f'<tr data-class="{_e(r["class"])}" data-precision="{r["precision"]!r}" data-recall="{r["recall"]!r}">'
         f'<th>{_e(r["class"])}</th><td>{_fmt(r["precision"], 3)}</td><td>{_fmt(r["recall"], 3)}</td>'
         f'<td>{r["support"]}</td></tr>' for r in test["per_class"])
-    gallery = ""
-    for w in test["wrong"]:
-        uri = thumbnail(w["image"])
-        picture = _img(uri, w["file"], "thumb") if uri else "<div class='thumb'>(not decodable here)</div>"
-        gallery += (f'<figure data-true="{_e(w["true"])}" data-predicted="{_e(w["predicted"])}">{picture}'
-                    f'<figcaption><b>{_e(w["predicted"])}</b> {w["probability"]:.1%}<br>true: {_e(w["true"])}'
-                    f'<br><small>{_e(w["file"])}</small></figcaption></figure>')
-    gallery = (f'<div class="gallery">{gallery}</div>' if gallery
-               else "<p>No test image was misclassified.</p>")
+    wrong = _gallery(test["wrong"]) or "<p>No test image was misclassified.</p>"
+    right = _gallery(test.get("right", []))
+    explained = test.get("explained")
+    how = ("<p>Beside each image: what drove its <b>predicted</b> class, as the model saw it (integrated "
+           "gradients; bright: the pixels that raised that class's probability most).</p>" if explained == ""
+           else f"<p>No heat maps: {_e(explained)}.</p>" if explained else "")
     return (note + '<div class="row">' + _img(confusion_plot(test["matrix"], classes), "confusion matrix",
                                            "plot cm" if len(classes) <= 12 else "plot")
             + f'<table class="num" data-matrix="{_e(test["matrix"])}"><tr><th>class</th><th>precision</th>'
               f'<th>recall</th><th>test images</th></tr>{rows}</table></div>'
-            + "<h3>Most confidently wrong test images</h3>" + gallery)
+            + "<h3>Most confidently wrong test images</h3>" + how + wrong
+            + ("<h3>Most confidently right test images, per class</h3>" + right if right else ""))
+
+
+def _gallery(records: List[Dict[str, Any]]) -> str:
+    """A figure per test image: the image, its heat map overlay when it has one, true and predicted class."""
+    figures = ""
+    for w in records:
+        uri = thumbnail(w["image"])
+        picture = _img(uri, w["file"], "thumb") if uri else "<div class='thumb'>(not decodable here)</div>"
+        overlay = w.get("overlay")
+        if overlay:
+            picture += _img("data:image/png;base64," + base64.b64encode(overlay).decode("ascii"),
+                            f"what drove {w['predicted']} in {w['file']}", "thumb overlay")
+        figures += (f'<figure class="{"pair" if overlay else ""}" data-true="{_e(w["true"])}" '
+                    f'data-predicted="{_e(w["predicted"])}" data-explained="{str(bool(overlay)).lower()}">{picture}'
+                    f'<figcaption><b>{_e(w["predicted"])}</b> {w["probability"]:.1%}<br>true: {_e(w["true"])}'
+                    f'<br><small>{_e(w["file"])}</small></figcaption></figure>')
+    return f'<div class="gallery">{figures}</div>' if figures else ""
+
+
+def _image_health(data: Dict[str, Any]) -> str:
+    from tfx_image_finetune.report.image_health import section  # it imports this module's helpers
+
+    return section(data)
+
+
+def _drift_section(result: Optional[Dict[str, Any]]) -> str:
+    """This run's training data against the replaced model's (report/drift.py): a row per compared distribution."""
+    if not result:
+        return "<p>Not compared.</p>"
+    if not result["baseline"]:
+        return f'<p data-drift-baseline="">Not compared: {_e(result["why"])}.</p>'
+    name = {"linf": "L-infinity", "js": "Jensen-Shannon"}[result["comparator"]]
+    rows = "".join(
+        f'<tr data-drift="{_e(f["what"])}" data-drifted="{str(f["drifted"]).lower()}" data-distance="{f["distance"]!r}">'
+        f'<th>{_e(f["what"])}</th><td>{_fmt(f["distance"], 3)}</td>'
+        f'<td class="{"bad" if f["drifted"] else "ok"}">{"DRIFT" if f["drifted"] else "ok"}</td>'
+        f'<td>{_e(f["detail"])}</td></tr>' for f in result["findings"])
+    drifted = sum(f["drifted"] for f in result["findings"])
+    verdict = (f'<p class="warn">{drifted} distribution(s) moved further than {result["threshold"]} ({name}) from '
+               "the training data of the model this run would replace.</p>" if drifted
+               else f'<p class="ok">No distribution moved further than {result["threshold"]} ({name}).</p>')
+    return (f'<p data-drift-baseline="{_e(result["baseline"])}">Train split against the training data of '
+            f'<code>{_e(result["baseline"])}</code> (label distribution: TFDV\'s drift comparator).</p>' + verdict
+            + f'<table><tr><th>distribution</th><th>{name}</th><th></th><th>before -&gt; now</th></tr>{rows}</table>')
 
 
 def _push_section(data: Dict[str, Any]) -> str:
@@ -350,7 +392,8 @@ text-align:left}table.num td{text-align:right}tr.best td{background:#fdf1d8}
 .verdict{display:inline-block;padding:6px 14px;border-radius:6px;font-weight:700;color:#fff}
 .ok{color:#2e7d32}.bad{color:#c62828}.verdict.ok{background:#2e7d32;color:#fff}.verdict.bad{background:#c62828;color:#fff}
 .warn{color:#b26a00}.gallery{display:flex;flex-wrap:wrap;gap:12px}
-figure{margin:0;width:170px;font-size:12px}.thumb{width:160px;height:160px;object-fit:contain;background:#eee;
+figure{margin:0;width:170px;font-size:12px}figure.pair{width:336px}
+.overlay{margin-left:8px}.thumb{width:160px;height:160px;object-fit:contain;background:#eee;
 border-radius:4px}code{font-size:12px}
 """
 
@@ -370,6 +413,8 @@ def render(data: Dict[str, Any]) -> str:
         ("Verdict", _evaluation_section(data)),
         ("Pushed model", _push_section(data)),
         ("Data", _data_section(data)),
+        ("Image health", _image_health(data)),
+        ("Data drift", _drift_section(data.get("drift"))),
         ("Strategy", _strategy_section(history)),
         ("Training", _training_section(history)),
         ("Test split: per class", _test_section(data)),

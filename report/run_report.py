@@ -5,7 +5,8 @@ Written after every local run to `<output>/reports/<run-id>/report.html`, copied
 history.json, TFMA's metrics and validation result, the blessing's baseline note, the push. The one thing TFMA
 does not keep here is per-example predictions, so the confusion matrix, per-class precision/recall and the
 most confidently wrong images come from running the trained model's `serving_examples` signature over the
-test split (the Evaluator's split) in bounded batches.
+test split (the Evaluator's split) in bounded batches; those images, and the most confidently right ones per
+class, get the heat map of what drove the predicted class (trainer/explain.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ REPORTS_DIR, REPORT_FILE = "reports", "report.html"
 PREDICT_BATCH = 64
 MAX_TEST_EXAMPLES = 20000  # confusion matrix over at most this many test examples (the report says so)
 GALLERY_SIZE = 8
+RIGHT_PER_CLASS, MAX_RIGHT = 2, 24  # the most confident right images per class, for at most MAX_RIGHT images
+# Integrated-gradient steps per baseline for the report's heat maps: half of predict --explain's, as the report
+# explains up to 32 images (Xception at 150 px: ~5 s each on 2 loaded cores, benchmarks/explain_cost.py).
+REPORT_STEPS = 8
 
 
 def metadata_path(output_dir: str) -> str:
@@ -120,18 +125,21 @@ def _snake(name: str) -> str:
 
 def test_predictions(model_uri: str, test_files: List[str], classes: List[str], image_key: str = "image",
                      label_key: str = "label") -> Dict[str, Any]:
-    """Confusion matrix (rows: true class, columns: predicted, in class-id order) and the most confidently wrong
-    images, from the trained model's `serving_examples` signature over the test examples."""
+    """Confusion matrix (rows: true class, columns: predicted, in class-id order), the most confidently wrong
+    images and the most confidently right ones per class, each with its explanation, from the trained model's
+    `serving_examples` signature over the test examples."""
     import tensorflow as tf
     from tfx.utils import path_utils
 
     from tfx_image_finetune.data_contract import FILENAME_FEATURE
     from tfx_image_finetune.serving_contract import CLASS_IDS, EXAMPLES_SIGNATURE, PROBABILITIES
 
-    serve = tf.saved_model.load(path_utils.serving_model_path(model_uri)).signatures[EXAMPLES_SIGNATURE]
+    loaded = tf.saved_model.load(path_utils.serving_model_path(model_uri))
+    serve = loaded.signatures[EXAMPLES_SIGNATURE]
     index = {name: i for i, name in enumerate(classes)}
     matrix = [[0] * len(classes) for _ in classes]
     wrong: List[tuple] = []  # min-heap of (probability, n, record)
+    right: List[List[tuple]] = [[] for _ in classes]  # per predicted class, the same
     spec = {key: tf.io.FixedLenFeature([1], tf.string) for key in (image_key, label_key)}
     spec[FILENAME_FEATURE] = tf.io.FixedLenFeature([1], tf.string, default_value="")
     seen = 0
@@ -141,19 +149,43 @@ def test_predictions(model_uri: str, test_files: List[str], classes: List[str], 
         raw = tf.io.parse_example(batch, spec)
         probabilities, predicted = out[PROBABILITIES].numpy(), out[CLASS_IDS].numpy()
         for i, label in enumerate(raw[label_key].numpy()[:, 0]):
-            true = index[label.decode()]
-            matrix[true][int(predicted[i])] += 1
-            if int(predicted[i]) != true:
-                p = float(probabilities[i][predicted[i]])
-                record = {"true": classes[true], "predicted": classes[int(predicted[i])], "probability": p,
-                          "file": raw[FILENAME_FEATURE].numpy()[i, 0].decode(), "image": raw[image_key].numpy()[i, 0]}
-                heapq.heappush(wrong, (p, seen + i, record))
-                if len(wrong) > GALLERY_SIZE:
-                    heapq.heappop(wrong)
+            true, guess = index[label.decode()], int(predicted[i])
+            matrix[true][guess] += 1
+            p = float(probabilities[i][guess])
+            record = {"true": classes[true], "predicted": classes[guess], "probability": p,
+                      "file": raw[FILENAME_FEATURE].numpy()[i, 0].decode(), "image": raw[image_key].numpy()[i, 0]}
+            _keep_top(wrong if guess != true else right[guess], (p, seen + i, record),
+                      GALLERY_SIZE if guess != true else RIGHT_PER_CLASS)
         seen += len(predicted)
     total = sum(1 for _ in tf.data.TFRecordDataset(test_files, compression_type=EXAMPLES_COMPRESSION))
-    return {"matrix": matrix, "examples": seen, "total": total,
-            "wrong": [r for _, _, r in sorted(wrong, key=lambda w: (-w[0], w[1]))]}
+    gallery = {"wrong": _most_confident(wrong),
+               "right": [r for per_class in right for r in _most_confident(per_class)][:MAX_RIGHT]}
+    return {"matrix": matrix, "examples": seen, "total": total, **gallery,
+            "explained": explain_records(loaded, gallery["wrong"] + gallery["right"], index)}
+
+
+def _keep_top(heap: List[tuple], item: tuple, size: int) -> None:
+    heapq.heappush(heap, item)
+    if len(heap) > size:
+        heapq.heappop(heap)
+
+
+def _most_confident(heap: List[tuple]) -> List[Dict[str, Any]]:
+    return [r for _, _, r in sorted(heap, key=lambda w: (-w[0], w[1]))]
+
+
+def explain_records(loaded, records: List[Dict[str, Any]], index: Dict[str, int]) -> str:
+    """Each record's "overlay" (PNG bytes: what drove its predicted class, or None); returns '' or why none has one."""
+    from tfx_image_finetune.trainer.explain import explain_images, explainable
+
+    for record in records:
+        record["overlay"] = None
+    if not explainable(loaded):
+        return "the model was exported without the explanation functions (before they existed)"
+    for record in records:
+        record["overlay"] = explain_images(loaded, [record["image"]], [index[record["predicted"]]],
+                                           REPORT_STEPS)[0].overlay_png
+    return ""
 
 
 def per_class_precision_recall(matrix: List[List[int]], classes: List[str]) -> List[Dict[str, Any]]:
@@ -168,7 +200,7 @@ def per_class_precision_recall(matrix: List[List[int]], classes: List[str]) -> L
     return rows
 
 
-def collect(output_dir: str) -> Dict[str, Any]:
+def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comparator: str = "linf") -> Dict[str, Any]:
     """Everything the page shows, for the latest run recorded in `<output_dir>/metadata.sqlite`."""
     from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
     from tfx_image_finetune.report import run_summary
@@ -206,6 +238,10 @@ def collect(output_dir: str) -> Dict[str, Any]:
         data["test"] = test
     else:
         data["test"] = None
+    from tfx_image_finetune.config import DataConfig
+    from tfx_image_finetune.report import drift
+
+    data["drift"] = drift.drift(path, drift_threshold or DataConfig.drift_threshold, drift_comparator)
     return data
 
 
@@ -221,12 +257,12 @@ def run_folder_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
 
 
-def write(output_dir: str) -> str:
+def write(output_dir: str, drift_threshold: Optional[float] = None, drift_comparator: str = "linf") -> str:
     """Render the latest run's report; returns `<output>/reports/<run-id>/report.html` (also copied to
     `<output>/report.html`)."""
     from tfx_image_finetune.report.render import render
 
-    data = collect(output_dir)
+    data = collect(output_dir, drift_threshold, drift_comparator)
     folder = os.path.join(output_dir, REPORTS_DIR, run_folder_name(data["run_id"]))
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, REPORT_FILE)

@@ -84,7 +84,9 @@ class SavedModelClient:
         import tensorflow as tf
 
         self._tf = tf
-        self._serve = tf.saved_model.load(latest_version_dir(model_dir)).signatures[SERVING_SIGNATURE]
+        self.model_dir = model_dir
+        self.loaded = tf.saved_model.load(latest_version_dir(model_dir))  # OverlayWriter explains with it too
+        self._serve = self.loaded.signatures[SERVING_SIGNATURE]
 
     def classify(self, images: List[bytes]) -> List[Answer]:
         tf = self._tf
@@ -266,6 +268,39 @@ def classify_files(client, paths: Sequence[str], batch_size: int = BATCH_SIZE,
             answer = refused[path] or answers[path]
             yield Failure(path, answer) if isinstance(answer, str) else \
                 Prediction(path, answer.label, answer.probabilities[answer.class_id], answer.probabilities)
+
+
+class OverlayWriter:
+    """`predict --explain DIR`: for each answered file, DIR/<its name>.explain.png, the heat map of what drove its
+    predicted class over the image the model saw (trainer/explain.py); a name met twice gets -2, -3..."""
+
+    SUFFIX = ".explain.png"
+
+    def __init__(self, client: SavedModelClient, folder: str):
+        from tfx_image_finetune.trainer.explain import NotExplainableError, explainable
+
+        if not explainable(client.loaded):
+            raise NotExplainableError(f"--explain: the model at {client.model_dir!r} has no explanation functions "
+                                      "(exported before they existed): train it again to explain it")
+        os.makedirs(folder, exist_ok=True)
+        self.client, self.folder, self.written = client, folder, set()
+
+    def write(self, prediction: Prediction) -> str:
+        """The overlay of `prediction`'s file for its predicted class; returns the PNG's path."""
+        from tfx_image_finetune.trainer.explain import explain_images
+
+        with open(prediction.path, "rb") as f:
+            image = f.read()
+        class_id = max(range(len(prediction.probabilities)), key=prediction.probabilities.__getitem__)
+        explanation = explain_images(self.client.loaded, [image], [class_id])[0]
+        stem, n = os.path.splitext(os.path.basename(prediction.path))[0], 1
+        while (name := stem + (f"-{n}" if n > 1 else "") + self.SUFFIX) in self.written:
+            n += 1
+        self.written.add(name)
+        target = os.path.join(self.folder, name)
+        with open(target, "wb") as f:
+            f.write(explanation.overlay_png)
+        return target
 
 
 def _classify_one(client, image: bytes) -> Union[Answer, str]:

@@ -166,23 +166,33 @@ def pytest_collection_modifyitems(config, items):
                                 + ", ".join(unmarked))
 
 
-def save_color_contract_model(root: str) -> str:
+def save_color_contract_model(root: str, explainable: bool = True) -> str:
     """A SavedModel with the serving contract (serving_default: image_bytes -> probabilities, class_ids,
     classes) over the pipeline's own decode (trainer.transform.decode_and_scale, default pixel limit): red vs blue
-    by the mean red channel. Saved as version 1 under `root`; returns `root`."""
+    by the mean red channel; with the explanation functions (serving_contract.PIXELS_FUNCTION,
+    PIXEL_PROBABILITIES_FUNCTION) unless `explainable` is False. Saved as version 1 under `root`; returns `root`."""
     import tensorflow as tf
 
+    from tfx_image_finetune.serving_contract import PIXEL_PROBABILITIES_FUNCTION, PIXELS_FUNCTION
     from tfx_image_finetune.trainer.transform import decode_and_scale
+
+    def probabilities_of_pixels(pixels):
+        red = tf.reduce_mean(pixels[..., 0], axis=[1, 2])  # [-1, 1]
+        return tf.stack([(1 - red) / 2, (1 + red) / 2], axis=1)
 
     class Contract(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve(self, image_bytes):
-            red = tf.reduce_mean(decode_and_scale(image_bytes, 8)[..., 0], axis=[1, 2])  # [-1, 1]
-            probabilities = tf.stack([(1 - red) / 2, (1 + red) / 2], axis=1)
+            probabilities = probabilities_of_pixels(decode_and_scale(image_bytes, 8))
             class_ids = tf.argmax(probabilities, axis=1)
             return {"probabilities": probabilities, "class_ids": class_ids,
                     "classes": tf.gather(tf.constant(["blue", "red"]), class_ids)}
 
     module = Contract()
+    if explainable:
+        setattr(module, PIXELS_FUNCTION, tf.function(lambda image_bytes: decode_and_scale(image_bytes, 8),
+                                                     input_signature=[tf.TensorSpec([None], tf.string)]))
+        setattr(module, PIXEL_PROBABILITIES_FUNCTION, tf.function(
+            probabilities_of_pixels, input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32)]))
     tf.saved_model.save(module, os.path.join(root, "1"), signatures={"serving_default": module.serve})
     return root

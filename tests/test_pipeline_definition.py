@@ -56,6 +56,17 @@ def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(demo_images):
     assert json.loads(components["Trainer"].exec_properties["custom_config"])["training"]["warm_start"] is True
 
 
+def test_fail_on_drift_puts_a_drift_gate_before_transform(demo_images):
+    assert "DriftGate" not in _by_id(create_pipeline(_cfg(demo_images)))  # the default: warnings only, no node
+    components = _by_id(create_pipeline(_cfg(demo_images, fail_on_drift=True, drift_threshold=0.3)))
+    gate, resolver = components["DriftGate"], components["replaced_model_data_resolver"]
+    assert gate in components["Transform"].upstream_nodes  # a drift stops the run before training
+    assert gate.inputs["statistics"] is components["StatisticsGen"].outputs["statistics"]
+    assert gate.inputs["baseline_statistics"] is resolver.outputs["statistics"]
+    assert gate.inputs["baseline_ingest_report"] is resolver.outputs["ingest_report"]
+    assert (gate.exec_properties["threshold"], gate.exec_properties["comparator"]) == (0.3, "linf")
+
+
 def test_tfrecord_source_reaches_the_same_transform(tmp_path):
     cfg = _cfg(str(tmp_path), source="tfrecord", num_classes=2, image_key="image", label_key="label")
     components = _by_id(create_pipeline(cfg))

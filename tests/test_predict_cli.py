@@ -144,3 +144,33 @@ def test_output_rows_are_written_batch_by_batch(model_dir, tmp_path):
             os.remove(path)
         with pytest.raises(FileNotFoundError):
             next(results)
+
+
+def test_explain_writes_an_overlay_png_per_answered_image(model_dir, tmp_path, capsys):
+    red, blue = _image(tmp_path / "a" / "red.png", (250, 0, 0)), _image(tmp_path / "b" / "red.png", (0, 0, 250))
+    (tmp_path / "notes.jpg").write_text("not an image")
+    overlays = tmp_path / "overlays"
+    code, lines, err = predict_cli(capsys, "--model-dir", model_dir, "--explain", str(overlays), red,
+                                   str(tmp_path / "notes.jpg"), blue)
+    assert code == 1 and len(err) == 1  # the bad file is named as without --explain, and gets no overlay
+    assert [(path, label, overlay) for path, label, _, overlay in lines] == [
+        (red, "red", str(overlays / "red.explain.png")), (blue, "blue", str(overlays / "red-2.explain.png"))]
+    assert sorted(os.listdir(overlays)) == ["red-2.explain.png", "red.explain.png"]
+    for name, rgb in (("red.explain.png", (250, 0, 0)), ("red-2.explain.png", (0, 0, 250))):
+        overlay = Image.open(overlays / name)
+        assert overlay.format == "PNG" and overlay.size == (8, 8)  # the model's input, as it saw the image
+        # a one-colour image: every pixel mattered alike (this model averages), so the heat covers it evenly
+        assert len(set(overlay.getdata())) == 1 and overlay.getpixel((0, 0)) != rgb
+    code, lines, _ = predict_cli(capsys, "--model-dir", model_dir, "--explain", str(overlays), "--predictions",
+                                 str(tmp_path / "p.csv"), red)
+    assert code == 0 and lines[-1][0].endswith(f"; 1 overlay(s) in {overlays}"), lines
+
+
+def test_explain_refuses_a_server_and_a_model_without_the_functions(tmp_path, capsys):
+    red = _image(tmp_path / "red.png", (250, 0, 0))
+    code, _, err = predict_cli(capsys, "--server", "localhost:8501", "--explain", str(tmp_path / "x"), red)
+    assert code == 2 and err[-1].endswith("--explain needs --model-dir: explanations take gradients through the "
+                                          "model in this process"), err
+    old = save_color_contract_model(str(tmp_path / "old"), explainable=False)
+    code, lines, err = predict_cli(capsys, "--model-dir", old, "--explain", str(tmp_path / "x"), red)
+    assert code == 1 and not lines and "has no explanation functions" in err[-1], err

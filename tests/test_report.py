@@ -95,6 +95,25 @@ def test_chromium_renders_it_with_every_image_loaded_and_no_error(page, tmp_path
     shutil.copy(shot, os.path.join(os.path.dirname(path), "report_screenshot.png"))  # to look at
 
 
+def test_wrong_and_right_test_images_are_shown_beside_their_heat_maps(page):
+    """The most confidently wrong images and the most confidently right ones per class, each with the overlay of
+    what drove its predicted class (trainer/explain.py; its own test checks where the heat goes)."""
+    _, text = page
+    matrix = json.loads(_attrs(text, "data-matrix")[0])
+    figures = re.findall(r'<figure class="([^"]*)" data-true="([^"]*)" data-predicted="([^"]*)" '
+                         r'data-explained="([^"]*)">(.*?)</figure>', text)
+    right = [f for f in figures if f[1] == f[2]]
+    assert len(right) == sum(min(report.RIGHT_PER_CLASS, matrix[c][c]) for c in range(len(matrix))) > 0
+    assert len(figures) - len(right) == min(report.GALLERY_SIZE, sum(map(sum, matrix)) - sum(
+        matrix[c][c] for c in range(len(matrix))))
+    for cls, _, _, explained, inner in figures:
+        assert (cls, explained) == ("pair", "true")
+        overlay = re.search(r'<img class="thumb overlay" alt="[^"]*" src="data:image/png;base64,([^"]+)"', inner)
+        image = Image.open(io.BytesIO(base64.b64decode(overlay.group(1))))
+        assert image.format == "PNG" and image.size == (96, 96)  # the model's input size (small_config)
+    assert "No heat maps" not in text
+
+
 def test_the_report_subcommand_rerenders_the_latest(first_run, capsys):
     from tfx_image_finetune.cli.main import main
 

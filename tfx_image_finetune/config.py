@@ -42,6 +42,8 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the field."""
 
 
+DRIFT_COMPARATORS = ("linf", "js")  # report/drift.py: L-infinity, Jensen-Shannon divergence (TFDV's)
+
 @dataclass
 class DataConfig:
     """Where the raw examples come from and how they are split."""
@@ -70,6 +72,12 @@ class DataConfig:
     # refused by predict and by the exported model (INVALID_ARGUMENT). Default: PIL's MAX_IMAGE_PIXELS.
     max_image_pixels: int = MAX_IMAGE_PIXELS
     schema_dir: str = CURATED_SCHEMA_DIR
+    # Data drift against the replaced model's training data (report/drift.py): a label or image-property
+    # distribution further than this (drift_comparator: "linf" L-infinity, "js" Jensen-Shannon) is a WARNING.
+    drift_threshold: float = 0.2
+    drift_comparator: str = "linf"
+    # Stop the run before Transform on such a drift (components/data_drift: a DriftGate node; local runs only).
+    fail_on_drift: bool = False
 
 
 @dataclass
@@ -246,6 +254,10 @@ class PipelineConfig:
         _check(d.source == "image_folder" or (d.num_classes or 0) >= 2, "data.num_classes",
                "is required (>= 2) when data.source is 'tfrecord'")
         _check(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
+        _check(0 < d.drift_threshold <= 1, "data.drift_threshold (--drift-threshold)",
+               f"must be in (0, 1], got {d.drift_threshold}")
+        _check(d.drift_comparator in DRIFT_COMPARATORS, "data.drift_comparator (--drift-comparator)",
+               f"must be one of {DRIFT_COMPARATORS}, got {d.drift_comparator!r}")
         _check(d.max_image_pixels >= 1, f"data.max_image_pixels ({LIMIT_FLAG})",
                f"must be >= 1, got {d.max_image_pixels}")
         for name in ("train_ratio", "selection_ratio", "test_ratio"):
@@ -301,6 +313,8 @@ def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
     _check(d.source == "tfrecord" or d.split_folders, "data.split_folders",
            "is required for a cloud compile (--split-folders train,validation or none)")
     _check(d.num_classes, "data.num_classes", "is required for a cloud compile (--num-classes)")
+    _check(not d.fail_on_drift, "data.fail_on_drift (--fail-on-drift)", "is for local runs only: finding the "
+           "replaced model's data takes a resolver strategy that Vertex AI / Kubeflow pipelines cannot compile")
     _check(c.accelerator_count >= 1 or not c.vertex_training, "cloud.accelerator_count", "must be >= 1")
     return cfg
 

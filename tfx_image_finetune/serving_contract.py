@@ -16,6 +16,11 @@ EXAMPLES_INPUT = "examples"  # DT_STRING [batch]
 # The outputs of both serving signatures: per-class probabilities [batch, classes] in class-id order, the
 # argmax id [batch] (int64) and its class name [batch] (string).
 PROBABILITIES, CLASS_IDS, CLASSES = "probabilities", "class_ids", "classes"
+# Explanations (trainer/explain.py) need gradients with respect to the pixels the network sees, which the
+# byte-string signatures cannot give: two functions of the exported module (not signatures: TF Serving has no
+# use for them), differentiable after tf.saved_model.load.
+PIXELS_FUNCTION = "pixels"  # image_bytes [batch] -> the network's input [batch, size, size, 3] in [-1, 1]
+PIXEL_PROBABILITIES_FUNCTION = "probabilities_of_pixels"  # that input -> probabilities [batch, classes]
 
 ASSETS_EXTRA = "assets.extra"  # TF Serving reads the warmup file here; the rest travels along
 LABELS_FILE = os.path.join(ASSETS_EXTRA, "labels.txt")  # class names, one per line, in class-id order

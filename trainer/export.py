@@ -7,6 +7,8 @@ Signatures:
 - transform_features: serialized tf.Example -> the transformed label, for TFMA's label.
 - evaluation: serialized tf.Example -> `score` (positive-class probability for two classes, per-class
   probabilities otherwise): the shape TFMA's binary / sparse categorical metrics expect.
+Plus two functions that are not signatures, for explanations (serving_contract.PIXELS_FUNCTION: image bytes ->
+the network's input; PIXEL_PROBABILITIES_FUNCTION: that input -> probabilities, differentiable).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import tensorflow_transform as tft
 from tfx_image_finetune.trainer.keras2 import without_layer_traces
 from tfx_image_finetune.trainer.model import probabilities
 from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
-                                                 IMAGE_INPUT, LABELS_FILE, PROBABILITIES, SERVING_SIGNATURE,
+                                                 IMAGE_INPUT, LABELS_FILE, PIXEL_PROBABILITIES_FUNCTION,
+                                                 PIXELS_FUNCTION, PROBABILITIES, SERVING_SIGNATURE,
                                                  SUMMARY_FILE, WARMUP_FILE)
 from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids
 
@@ -59,19 +62,29 @@ class ServingModule(tf.Module):
         self._image_spec = {image_key: raw_spec[image_key]}
         self._label_spec = {label_key: raw_spec[label_key]}
         self._image_key, self._label_key = image_key, label_key
+        pixels_spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="pixels")
+        setattr(self, PIXELS_FUNCTION, tf.function(self._pixels, input_signature=[IMAGES_SPEC]))
+        setattr(self, PIXEL_PROBABILITIES_FUNCTION, tf.function(self._probabilities_of_pixels,
+                                                                input_signature=[pixels_spec]))
 
     def _outputs(self, transformed_images: tf.Tensor) -> Dict[str, tf.Tensor]:
-        probs = probabilities(self.model(transformed_images, training=False), self.num_classes)
+        probs = self._probabilities_of_pixels(transformed_images)
         class_ids = tf.argmax(probs, axis=1)
         return {PROBABILITIES: probs, CLASS_IDS: class_ids, CLASSES: tf.gather(self.class_names, class_ids)}
 
     def _transform_images(self, serialized: tf.Tensor) -> tf.Tensor:
         return self.tft_layer(tf.io.parse_example(serialized, self._image_spec))[IMAGE_XF]
 
+    def _probabilities_of_pixels(self, images):
+        return probabilities(self.model(images, training=False), self.num_classes)
+
+    def _pixels(self, image_bytes):
+        raw = {self._image_key: tf.reshape(image_bytes, [-1, 1])}  # the raw feature's [batch, 1] shape
+        return self.tft_layer(raw)[IMAGE_XF]
+
     @tf.function(input_signature=[IMAGES_SPEC])
     def serve_images(self, image_bytes):
-        raw = {self._image_key: tf.reshape(image_bytes, [-1, 1])}  # the raw feature's [batch, 1] shape
-        return self._outputs(self.tft_layer(raw)[IMAGE_XF])
+        return self._outputs(self._pixels(image_bytes))
 
     @tf.function(input_signature=[EXAMPLES_SPEC])
     def serve_examples(self, examples):

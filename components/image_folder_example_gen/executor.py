@@ -18,7 +18,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
-from tfx_image_finetune.components.image_folder_example_gen import duplicates, layout
+from tfx_image_finetune.components.image_folder_example_gen import duplicates, image_stats, layout
 from tfx_image_finetune.components.image_folder_example_gen.layout import IMAGE_EXTENSIONS, ImageIngestError  # noqa: F401 (re-export)
 from tfx_image_finetune.data_contract import (FILENAME_FEATURE, INGEST_REPORT_KEY, MAX_IMAGE_PIXELS, SELECTION_SPLIT,
                                              TRAIN_SPLIT)
@@ -183,13 +183,18 @@ def count_per_split(example_splits: Dict[str, Any], rows_dir: str, label_key: st
 
 
 def read_counts(rows_dir: str) -> Dict[str, Dict[str, int]]:
-    out: Dict[str, Dict[str, int]] = {}
-    for path in sorted(tf.io.gfile.glob(os.path.join(rows_dir, "counts-*"))):
+    return read_per_split(rows_dir, "counts", "count")
+
+
+def read_per_split(rows_dir: str, prefix: str, value_key: str) -> Dict[str, Dict[str, Any]]:
+    """{split: {label: row[value_key]}} from the <prefix>-*.jsonl rows ({"split", "label", value_key}), sorted."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(rows_dir, f"{prefix}-*"))):
         with tf.io.gfile.GFile(path) as f:
             for line in f:
                 if line.strip():
                     row = json.loads(line)
-                    out.setdefault(row["split"], {})[row["label"]] = row["count"]
+                    out.setdefault(row["split"], {})[row["label"]] = row[value_key]
     return {split: dict(sorted(c.items())) for split, c in sorted(out.items())}
 
 
@@ -220,6 +225,7 @@ class Executor(BaseExampleGenExecutor):
         # Duplicates: copies of training images kept out of selection and test (duplicates.py).
         example_splits = duplicates.keep_out_copies(example_splits, exec_properties[_ROWS_DIR_PROPERTY])
         count_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY])
+        image_stats.stats_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY])  # image data health
         return example_splits
 
     def _example_splits(self, pipeline, exec_properties):
@@ -256,6 +262,7 @@ class Executor(BaseExampleGenExecutor):
         summary = _summarize(_read_rows(rows_dir))
         summary["examples_per_split"] = read_counts(rows_dir)
         summary["duplicates"] = duplicates.read(rows_dir)  # Duplicates (duplicates.py)
+        summary["image_stats"] = image_stats.read_stats(rows_dir)
         kept = write_report(report, summary)
         tf.io.gfile.rmtree(rows_dir)
         report.set_int_custom_property("valid_images", summary["valid_images"])

@@ -13,6 +13,7 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.types import artifact_utils
 
 from tfx_image_finetune.components.image_folder_example_gen import executor as image_folder
+from tfx_image_finetune.components.image_folder_example_gen import image_stats
 from tfx_image_finetune.components.image_folder_example_gen.executor import (MAX_IMAGE_PIXELS_KEY, decode_error,
                                                                             max_image_pixels)
 from tfx_image_finetune.data_contract import FILENAME_FEATURE, INGEST_REPORT_KEY
@@ -98,6 +99,8 @@ class Executor(BaseExampleGenExecutor):
         example_splits = super().GenerateExamplesByBeam(pipeline, exec_properties)
         image_folder.count_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY],
                                      exec_properties[LABEL_KEY])
+        image_stats.stats_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY], exec_properties[IMAGE_KEY],
+                                    exec_properties[LABEL_KEY])
         return example_splits
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -106,6 +109,7 @@ class Executor(BaseExampleGenExecutor):
         super().Do(input_dict, output_dict, {**exec_properties, _ROWS_DIR_PROPERTY: rows_dir})
         summary = image_folder._summarize(image_folder._read_rows(rows_dir))
         summary["examples_per_split"] = image_folder.read_counts(rows_dir)
+        summary["image_stats"] = image_stats.read_stats(rows_dir)
         kept = image_folder.write_report(report, summary)
         tf.io.gfile.rmtree(rows_dir)
         report.set_int_custom_property("valid_images", summary["valid_images"])
