@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tfx_image_finetune.report import evaluation
 from tfx_image_finetune.report import run_report as report
 from tfx_image_finetune.report import run_summary as md
 from tfx_image_finetune.serving_contract import versions
@@ -144,9 +145,9 @@ def _evaluation(folder, with_baseline):
 def test_the_baseline_metrics_are_asked_for_only_when_the_evaluation_had_a_baseline(tmp_path, caplog):
     """A first run (no baseline) logged TFMA's 'Fail to find metrics for model name: baseline' warning."""
     caplog.set_level("WARNING")
-    first = report.evaluation(_evaluation(tmp_path / "first", with_baseline=False))
+    first = evaluation.read(_evaluation(tmp_path / "first", with_baseline=False))
     assert first["metrics"] == {"binary_accuracy": 0.9} and first["baseline_metrics"] == {}
     assert "Fail to find metrics" not in caplog.text, caplog.text
-    later = report.evaluation(_evaluation(tmp_path / "later", with_baseline=True))
+    later = evaluation.read(_evaluation(tmp_path / "later", with_baseline=True))
     assert later["metrics"]["binary_accuracy"] == 0.9 and later["baseline_metrics"] == {"binary_accuracy": 0.8}
     assert "Fail to find metrics" not in caplog.text, caplog.text
