@@ -151,8 +151,9 @@ def with_interval(name: str, value: float, interval: Optional[Tuple[float, float
 
 def too_small(ev: Dict[str, Any], total_images: Optional[int] = None) -> List[str]:
     """Warnings (without 'WARNING: ') when the test split is too small for the threshold decision to mean much:
-    a gated metric's 95% CI is wider than +-MAX_CI_HALF_WIDTH or holds its threshold. Each names the test
-    images a +-5-point interval needs and, given the data set's size, the --split that would hold them out."""
+    a gated metric's 95% CI is wider than +-MAX_CI_HALF_WIDTH, or holds its threshold, or comes from fewer
+    images than a +-MAX_CI_HALF_WIDTH binomial interval needs. Each names the test images a +-5-point interval
+    needs and, given the data set's size, the --split that would hold them out."""
     images = ev["metrics"].get("example_count")
     out = []
     for name, value, interval, lower in gated(ev):
@@ -164,6 +165,9 @@ def too_small(ev: Dict[str, Any], total_images: Optional[int] = None) -> List[st
             why.append(f"+-{(high - low) / 2 * 100:.0f} points wide")
         if low <= lower <= high:
             why.append(f"holds the threshold {lower:g}")
+        if not why and (images or 0) < test_images_needed(value):
+            why.append(f"from fewer images than a +-{MAX_CI_HALF_WIDTH * 100:.0f}-point interval needs "
+                       f"(a resampled interval is too narrow on few images, e.g. 0 wide at accuracy 1)")
         if why:
             out.append(f"the test split ({int(images or 0)} images) is too small for the threshold decision to "
                        f"mean much: {name}'s 95% CI {low:.2f}-{high:.2f} is {' and '.join(why)}. "

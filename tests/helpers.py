@@ -108,10 +108,11 @@ def report_data(n_classes):
     }
 
 
-def tfma_evaluation(folder, labels, scores, num_classes, accuracy_threshold=0.5):
+def tfma_evaluation(folder, labels, scores, num_classes, accuracy_threshold=0.5, interval_method=None):
     """Real TFMA over given predictions, with the pipeline's EvalConfig (its metrics, thresholds and confidence
     intervals; the model spec reads `score` and `label_xf` from the examples instead of running a model), as
-    TFX's Evaluator runs it on a first run (no baseline): an Evaluator output folder, in seconds."""
+    TFX's Evaluator runs it on a first run (no baseline): an Evaluator output folder, in seconds.
+    `interval_method`: another tfma.ConfidenceIntervalOptions method, or 'none' (benchmarks)."""
     import apache_beam as beam
     import tensorflow_model_analysis as tfma
     from tfx_bsl.tfxio import tf_example_record
@@ -123,6 +124,10 @@ def tfma_evaluation(folder, labels, scores, num_classes, accuracy_threshold=0.5)
     cfg.eval.accuracy_threshold = accuracy_threshold
     config = eval_config(cfg, num_classes)
     config.model_specs[0].CopyFrom(tfma.ModelSpec(label_key="label_xf", prediction_key="score"))
+    if interval_method == "none":
+        config.options.compute_confidence_intervals.value = False
+    elif interval_method is not None:
+        config.options.confidence_intervals.method = getattr(tfma.ConfidenceIntervalOptions, interval_method)
     config = tfma.utils.update_eval_config_with_defaults(config, has_baseline=False, rubber_stamp=True)
     os.makedirs(folder, exist_ok=True)
     data = os.path.join(folder, "predictions.tfrecord")

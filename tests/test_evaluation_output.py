@@ -114,3 +114,12 @@ def test_the_split_suggestion_follows_the_data_size():
     assert evaluation.test_images_needed(0.99) == evaluation.test_images_needed(0.9)  # clipped
     assert "--split 78,10,12" in evaluation.suggestion(0.75, 2500)
     assert "add images" in evaluation.suggestion(0.75, 600) and "--split" not in evaluation.suggestion(0.75, 600)
+
+
+def test_a_perfect_score_on_few_images_still_warns():
+    """The jackknife's interval is 0 wide when every image is right; 26 images are still too few."""
+    ev = {"metrics": {"binary_accuracy": 1.0, "example_count": 26.0}, "intervals": {"binary_accuracy": (1.0, 1.0)},
+          "thresholds": {"binary_accuracy": {"lower_bound": 0.5, "max_drop": 1e-10}}}
+    [warning] = evaluation.too_small(ev, 240)
+    assert "(26 images)" in warning and "fewer images than a +-5-point interval needs" in warning
+    assert "about 139 test images" in warning and "add images" in warning
