@@ -13,7 +13,8 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
 from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport, make_configs
-from tfx_image_finetune.components.image_folder_example_gen.executor import REPORT_FILE, Executor
+from tfx_image_finetune.components.image_folder_example_gen.executor import Executor
+from tfx_image_finetune.components.ingest_report import REPORT_FILE
 from tfx_image_finetune.components.image_folder_example_gen.layout import given_split_folders
 from tfx_image_finetune.report.evaluation import per_class_precision_recall
 from tfx_image_finetune.trainer.transform import preprocessing_fn
@@ -55,6 +56,23 @@ def run_example_gen(input_base, out_dir, split_ratios=None, selection_percent=10
         out[split] = sorted(rows)
     with open(os.path.join(report.uri, REPORT_FILE)) as f:
         return out, json.load(f)
+
+
+def run_component_executor(component, out_dir):
+    """Run a (Beam) component's executor as TFX's launcher would: its exec properties as the launcher hands them
+    (protos as JSON), a fresh output artifact per output channel under out_dir. Returns {output key: artifact}."""
+    from google.protobuf import message
+
+    outputs = {}
+    for key, channel in component.outputs.items():
+        artifact = channel.type()
+        artifact.uri = os.path.join(out_dir, key)
+        os.makedirs(artifact.uri, exist_ok=True)
+        outputs[key] = artifact
+    properties = {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+                  for k, v in component.exec_properties.items() if v is not None}
+    component.executor_spec.executor_class().Do({}, {k: [a] for k, a in outputs.items()}, properties)
+    return outputs
 
 
 def encoded_image(color, size=(37, 23), fmt="JPEG"):
