@@ -1,11 +1,12 @@
 """The run report: what a run did, gathered from its MLMD store and artifacts into one self-contained HTML page.
 
 Written after every local run to `<output>/reports/<run-id>/report.html`, copied to `<output>/report.html`
-(the latest). It reads what the components wrote rather than recomputing it: the ingest report, the Trainer's
-history.json, TFMA's metrics, confidence intervals, confusion matrix and validation result (report/evaluation.py),
-the blessing's baseline note, the push. The one thing TFMA does not keep is per-example predictions, so the most
-confidently wrong images come from running the trained model's `serving_examples` signature over the test split
-(the Evaluator's split) in bounded batches.
+(the latest). It reads what the components wrote rather than recomputing it: the ingest report (files, and
+examples per split and class as ExampleGen counted them in Beam), the Trainer's history.json, TFMA's metrics,
+confidence intervals, confusion matrix and validation result (report/evaluation.py), the blessing's baseline
+note, the push. The one thing TFMA does not keep is per-example predictions, so the most confidently wrong
+images come from running the trained model's `serving_examples` signature over the test split (the Evaluator's
+split) in bounded batches.
 """
 
 from __future__ import annotations
@@ -53,22 +54,6 @@ def _examples_by_split(examples_uri: str) -> Dict[str, List[str]]:
     for folder in sorted(glob.glob(os.path.join(examples_uri, "Split-*"))):
         out[os.path.basename(folder)[len("Split-"):]] = sorted(glob.glob(os.path.join(folder, "*.gz")))
     return out
-
-
-def split_class_counts(examples_uri: str, label_key: str = "label") -> Dict[str, Dict[str, int]]:
-    """{split: {class: examples}}, reading only the label feature."""
-    import tensorflow as tf
-
-    spec = {label_key: tf.io.FixedLenFeature([1], tf.string)}
-    counts: Dict[str, Dict[str, int]] = {}
-    for split, files in _examples_by_split(examples_uri).items():
-        per_class: Dict[str, int] = {}
-        for batch in tf.data.TFRecordDataset(files, compression_type=EXAMPLES_COMPRESSION).batch(1024):
-            for label in tf.io.parse_example(batch, spec)[label_key].numpy()[:, 0]:
-                name = label.decode()
-                per_class[name] = per_class.get(name, 0) + 1
-        counts[split] = dict(sorted(per_class.items()))
-    return counts
 
 
 def confidently_wrong(model_uri: str, test_files: List[str], classes: List[str], image_key: str = "image",
@@ -135,9 +120,10 @@ def collect(output_dir: str) -> Dict[str, Any]:
     ctx = run.id if run else None
     data: Dict[str, Any] = {"run_id": run.name if run else "unknown", "output_dir": os.path.abspath(output_dir)}
     examples = _latest(s, "Examples", ctx)
-    data["split_counts"] = split_class_counts(examples.uri) if examples else {}
     ingest = _latest(s, "tfx_image_finetune.ImageIngestReport", ctx)
     data["ingest"] = _read_json(os.path.join(ingest.uri, "report.json")) if ingest else None
+    # Examples per split and class as ExampleGen counted them in Beam (the closing lines read the same).
+    data["split_counts"] = (data["ingest"] or {}).get("examples_per_split") or {}
     model_run = _latest(s, "ModelRun", ctx)
     history = _read_json(os.path.join(model_run.uri, "history.json")) if model_run else None
     data["history"] = history

@@ -74,6 +74,27 @@ def test_the_numbers_are_the_evaluators_and_the_historys(first_run, page):
     assert _attrs(text, "data-pushed-version") == [str(versions(first_run.serving_model_dir)[-1])]
 
 
+def test_the_counts_per_split_and_class_are_the_examples_and_the_matrix_is_tfmas(first_run, page):
+    """The data table counts what ExampleGen wrote (read back here from the Examples' own records), and the
+    confusion matrix is the Evaluator's: its diagonal over the test split is TFMA's accuracy."""
+    _, text = page
+    shown = {}
+    for split, cls, count in re.findall(r'data-split="([^"]+)" data-class="([^"]+)" data-count="(\d+)"', text):
+        shown.setdefault(html.unescape(split), {})[html.unescape(cls)] = int(count)
+    written = {}
+    for path in tf.io.gfile.glob(os.path.join(first_run.pipeline_root, "ImageFolderExampleGen/examples/*/Split-*/*.gz")):
+        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
+            label = tf.train.Example.FromString(record.numpy()).features.feature["label"].bytes_list.value[0].decode()
+            written.setdefault(split, {}).setdefault(label, 0)
+            written[split][label] += 1
+    assert shown == written
+    matrix = json.loads(_attrs(text, "data-matrix")[0])
+    metrics = md.eval_metrics(first_run.metadata_path)
+    assert sum(matrix[i][i] for i in range(len(matrix))) / sum(map(sum, matrix)) == pytest.approx(
+        metrics["binary_accuracy"])
+
+
 @pytest.mark.slow  # a headless browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (.ci/run installs it)")
 def test_chromium_renders_it_with_every_image_loaded_and_no_error(page, tmp_path):
