@@ -71,6 +71,7 @@ def test_each_test_metric_has_a_95_percent_interval_around_it(binary):
     # The binomial 95% half-width at 0.754 over 57 images is 0.11; TFMA's jackknife gives the same order.
     assert 0.05 < (high - low) / 2 < 0.2
     assert "example_count" not in binary["intervals"]  # a count has no interval
+    assert all(0 <= low <= high <= 1 for low, high in binary["intervals"].values())  # rates: clipped to 0-1
     assert binary["validation_ok"] is True and binary["failed"] == set()
 
 
