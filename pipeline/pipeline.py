@@ -99,8 +99,8 @@ def eval_config(cfg: PipelineConfig, num_classes: int) -> tfma.EvalConfig:
         metrics_specs=[tfma.MetricsSpec(metrics=metrics), tfma.MetricsSpec(metrics=[counts])],
         # 95% confidence intervals on the test metrics, for the verdict's uncertainty (the closing line and
         # the report). Thresholds are still judged on the value over the whole split (TFMA's unsampled value).
-        # Jackknife: 20 leave-a-bucket-out combines over the extracted predictions (no second inference);
-        # TFMA's Poisson bootstrap costs about 2x more Beam time for intervals as wide (docs/operations.md).
+        # Jackknife: 20 leave-a-bucket-out combines over the predictions already made (no second inference);
+        # cost and width against TFMA's Poisson bootstrap: benchmarks/evaluation_intervals.py.
         options=tfma.Options(compute_confidence_intervals={"value": True},
                              confidence_intervals=tfma.ConfidenceIntervalOptions(
                                  method=tfma.ConfidenceIntervalOptions.JACKKNIFE)),
