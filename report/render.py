@@ -285,19 +285,29 @@ def _evaluation_section(data: Dict[str, Any]) -> str:
         drop = threshold.get("max_drop")
         if drop is not None and name in base:
             shown_lower += f" and &ge; baseline &minus; {drop:g}"
-        mark = "" if lower is None else (' <span class="ok">pass</span>' if value >= lower
-                                         else ' <span class="bad">below</span>')
+        # pass/fail as TFMA's ValidationResult says (never re-judged here)
+        mark = "" if lower is None or ev.get("validation_ok") is None else (
+            ' <span class="bad">below</span>' if name in ev.get("failed", ()) else ' <span class="ok">pass</span>')
+        if drop is not None and f"{name}_diff" in ev.get("failed", ()):
+            mark += ' <span class="bad">dropped</span>'
         digits = 0 if name == "example_count" else 4
+        interval = (ev.get("intervals") or {}).get(name)
+        ci_cell = (f'<td data-ci="{_e(name)}" data-lower="{interval[0]!r}" data-upper="{interval[1]!r}">'
+                   f"{interval[0]:.{digits}f}&ndash;{interval[1]:.{digits}f}</td>" if interval else "<td></td>")
         diff = ev["metrics"].get(f"{name}_diff")
         diff_cell = (f'<td data-metric="{_e(name)}_diff" data-value="{diff!r}">{diff:+.{digits}f}</td>'
                      if diff is not None else "<td></td>")
         rows += (f'<tr><th>{_e(name)}</th><td data-metric="{_e(name)}" data-value="{value!r}">{_fmt(value, digits)}'
-                 f"</td><td>{shown_lower}{mark}</td><td>{_fmt(base.get(name), digits) if name in base else ''}</td>"
+                 f"</td>{ci_cell}<td>{shown_lower}{mark}</td><td>{_fmt(base.get(name), digits) if name in base else ''}</td>"
                  f"{diff_cell}</tr>")
     failures = "".join(f"<li>{_e(f)}</li>" for f in ev.get("failures", []))
     baseline = data.get("baseline") or "n/a"
-    return (verdict + '<table class="num"><tr><th>metric (test split)</th><th>value</th><th>threshold</th>'
-            f'<th>baseline</th><th>change</th></tr>{rows}</table><p>Baseline: {_e(baseline)}</p>'
+    warnings = "".join(f'<p class="warn" data-verdict-warning="1">WARNING: {_e(w)}</p>'
+                       for w in data.get("verdict_warnings") or [])
+    return (verdict + '<table class="num"><tr><th>metric (test split)</th><th>value</th><th>95% CI</th>'
+            f'<th>threshold</th><th>baseline</th><th>change</th></tr>{rows}</table>'
+            "<p>95% CI: TFMA's jackknife interval over the test split; the threshold is judged on the value.</p>"
+            + warnings + f"<p>Baseline: {_e(baseline)}</p>"
             + (f"<p>TFMA validation failures:</p><ul>{failures}</ul>" if failures else ""))
 
 
@@ -306,7 +316,7 @@ def _test_section(data: Dict[str, Any]) -> str:
     if not test:
         return "<p>No test predictions (no trained model or no test split).</p>"
     classes = history["classes"]
-    note = (f"<p>Over the first {test['examples']} of {test['total']} test examples.</p>"
+    note = (f"<p>The gallery looked at the first {test['examples']} of {test['total']} test examples.</p>"
             if test["examples"] < test["total"] else "")
     rows = "".join(
         f'<tr data-class="{_e(r["class"])}" data-precision="{r["precision"]!r}" data-recall="{r["recall"]!r}">'

@@ -1,12 +1,13 @@
 """The run report: what a run did, gathered from its MLMD store and artifacts into one self-contained HTML page.
 
 Written after every local run to `<output>/reports/<run-id>/report.html`, copied to `<output>/report.html`
-(the latest). It reads what the components wrote rather than recomputing it: the ingest report, the Trainer's
-history.json, TFMA's metrics and validation result, the blessing's baseline note, the push. The one thing TFMA
-does not keep here is per-example predictions, so the confusion matrix, per-class precision/recall and the
-most confidently wrong images come from running the trained model's `serving_examples` signature over the
-test split (the Evaluator's split) in bounded batches; those images, and the most confidently right ones per
-class, get the heat map of what drove the predicted class (trainer/explain.py).
+(the latest). It reads what the components wrote rather than recomputing it: the ingest report (files, and
+examples per split and class as ExampleGen counted them in Beam), the Trainer's history.json, TFMA's metrics,
+confidence intervals, confusion matrix and validation result (report/evaluation.py), the blessing's baseline
+note, the push. The one thing TFMA does not keep is per-example predictions, so the most confidently wrong
+images, and the most confidently right ones per class, come from running the trained model's `serving_examples`
+signature over the test split (the Evaluator's split) in bounded batches; each gets the heat map of what drove
+its predicted class (trainer/explain.py).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import shutil
 from typing import Any, Dict, List, Optional
 
 from tfx_image_finetune.data_contract import EXAMPLES_COMPRESSION
+from tfx_image_finetune.report import evaluation
+from tfx_image_finetune.report.evaluation import per_class_precision_recall
 
 REPORTS_DIR, REPORT_FILE = "reports", "report.html"
 PREDICT_BATCH = 64
-MAX_TEST_EXAMPLES = 20000  # confusion matrix over at most this many test examples (the report says so)
+MAX_TEST_EXAMPLES = 20000  # the gallery looks at most at this many test examples (the report says so)
 GALLERY_SIZE = 8
 RIGHT_PER_CLASS, MAX_RIGHT = 2, 24  # the most confident right images per class, for at most MAX_RIGHT images
 # Integrated-gradient steps per baseline for the report's heat maps: half of predict --explain's, as the report
@@ -58,76 +61,11 @@ def _examples_by_split(examples_uri: str) -> Dict[str, List[str]]:
     return out
 
 
-def split_class_counts(examples_uri: str, label_key: str = "label") -> Dict[str, Dict[str, int]]:
-    """{split: {class: examples}}, reading only the label feature."""
-    import tensorflow as tf
-
-    spec = {label_key: tf.io.FixedLenFeature([1], tf.string)}
-    counts: Dict[str, Dict[str, int]] = {}
-    for split, files in _examples_by_split(examples_uri).items():
-        per_class: Dict[str, int] = {}
-        for batch in tf.data.TFRecordDataset(files, compression_type=EXAMPLES_COMPRESSION).batch(1024):
-            for label in tf.io.parse_example(batch, spec)[label_key].numpy()[:, 0]:
-                name = label.decode()
-                per_class[name] = per_class.get(name, 0) + 1
-        counts[split] = dict(sorted(per_class.items()))
-    return counts
-
-
-def evaluation(evaluation_uri: str) -> Dict[str, Any]:
-    """TFMA's own outputs: overall-slice metrics, the thresholds of the EvalConfig, the validation result."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(evaluation_uri)
-    overall = result.slicing_metrics[0][1][""][""] if result.slicing_metrics else {}
-    metrics = {k: float(v["doubleValue"]) for k, v in overall.items() if "doubleValue" in v}
-    thresholds = {}
-    for spec in result.config.metrics_specs:
-        for metric in spec.metrics:
-            if metric.HasField("threshold"):
-                t = metric.threshold
-                key = _snake(metric.class_name)
-                thresholds[key] = {
-                    "lower_bound": t.value_threshold.lower_bound.value
-                    if t.value_threshold.HasField("lower_bound") else None,
-                    "max_drop": -t.change_threshold.absolute.value if t.change_threshold.HasField("absolute") else None,
-                }
-    out = {"metrics": metrics, "thresholds": thresholds, "validation_ok": None, "failures": []}
-    try:
-        validation = tfma.load_validation_result(evaluation_uri)
-    except Exception:  # no validation file: nothing was gated
-        return out
-    out["validation_ok"] = bool(validation.validation_ok)
-    for per_slice in validation.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            out["failures"].append(f"{failure.metric_key.name}: {failure.message}")
-    baseline_metrics = {}
-    # Only an evaluation with a baseline has its metrics (TFX drops the baseline ModelSpec without one);
-    # asking TFMA for them anyway logs "Fail to find metrics for model name: baseline" on a first run.
-    name = baseline_model_name(result.config)
-    if name is not None:
-        base = tfma.load_eval_result(evaluation_uri, model_name=name)
-        base_overall = base.slicing_metrics[0][1][""][""] if base.slicing_metrics else {}
-        baseline_metrics = {k: float(v["doubleValue"]) for k, v in base_overall.items() if "doubleValue" in v}
-    out["baseline_metrics"] = baseline_metrics
-    return out
-
-
-def baseline_model_name(eval_config) -> Optional[str]:
-    """The baseline's model name in an evaluation's (saved) EvalConfig, or None if it had no baseline."""
-    specs = eval_config.model_specs if eval_config is not None else []
-    return next((spec.name for spec in specs if spec.is_baseline), None)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def test_predictions(model_uri: str, test_files: List[str], classes: List[str], image_key: str = "image",
-                     label_key: str = "label") -> Dict[str, Any]:
-    """Confusion matrix (rows: true class, columns: predicted, in class-id order), the most confidently wrong
-    images and the most confidently right ones per class, each with its explanation, from the trained model's
-    `serving_examples` signature over the test examples."""
+def gallery(model_uri: str, test_files: List[str], classes: List[str], image_key: str = "image",
+            label_key: str = "label") -> Dict[str, Any]:
+    """The most confidently wrong test images and the most confidently right ones per class, each with its
+    explanation, from the trained model's `serving_examples` signature over the test examples (TFMA keeps no
+    per-example predictions): {'wrong', 'right', 'explained', 'examples': how many were looked at}."""
     import tensorflow as tf
     from tfx.utils import path_utils
 
@@ -137,7 +75,6 @@ def test_predictions(model_uri: str, test_files: List[str], classes: List[str], 
     loaded = tf.saved_model.load(path_utils.serving_model_path(model_uri))
     serve = loaded.signatures[EXAMPLES_SIGNATURE]
     index = {name: i for i, name in enumerate(classes)}
-    matrix = [[0] * len(classes) for _ in classes]
     wrong: List[tuple] = []  # min-heap of (probability, n, record)
     right: List[List[tuple]] = [[] for _ in classes]  # per predicted class, the same
     spec = {key: tf.io.FixedLenFeature([1], tf.string) for key in (image_key, label_key)}
@@ -150,17 +87,15 @@ def test_predictions(model_uri: str, test_files: List[str], classes: List[str], 
         probabilities, predicted = out[PROBABILITIES].numpy(), out[CLASS_IDS].numpy()
         for i, label in enumerate(raw[label_key].numpy()[:, 0]):
             true, guess = index[label.decode()], int(predicted[i])
-            matrix[true][guess] += 1
             p = float(probabilities[i][guess])
             record = {"true": classes[true], "predicted": classes[guess], "probability": p,
                       "file": raw[FILENAME_FEATURE].numpy()[i, 0].decode(), "image": raw[image_key].numpy()[i, 0]}
             _keep_top(wrong if guess != true else right[guess], (p, seen + i, record),
                       GALLERY_SIZE if guess != true else RIGHT_PER_CLASS)
         seen += len(predicted)
-    total = sum(1 for _ in tf.data.TFRecordDataset(test_files, compression_type=EXAMPLES_COMPRESSION))
     gallery = {"wrong": _most_confident(wrong),
                "right": [r for per_class in right for r in _most_confident(per_class)][:MAX_RIGHT]}
-    return {"matrix": matrix, "examples": seen, "total": total, **gallery,
+    return {"examples": seen, **gallery,
             "explained": explain_records(loaded, gallery["wrong"] + gallery["right"], index)}
 
 
@@ -188,16 +123,18 @@ def explain_records(loaded, records: List[Dict[str, Any]], index: Dict[str, int]
     return ""
 
 
-def per_class_precision_recall(matrix: List[List[int]], classes: List[str]) -> List[Dict[str, Any]]:
-    rows = []
-    for i, name in enumerate(classes):
-        true_positive = matrix[i][i]
-        predicted = sum(row[i] for row in matrix)
-        actual = sum(matrix[i])
-        rows.append({"class": name, "support": actual,
-                     "precision": true_positive / predicted if predicted else None,
-                     "recall": true_positive / actual if actual else None})
-    return rows
+def per_class_section(ev: Optional[Dict[str, Any]], classes: Optional[List[str]], model_uri: Optional[str],
+                      test_files: Optional[List[str]]) -> Optional[Dict[str, Any]]:
+    """The per-class section: TFMA's confusion matrix and the precision/recall it gives, and the gallery."""
+    if not ev or ev.get("matrix") is None or not classes:
+        return None
+    matrix = ev["matrix"]
+    total = sum(map(sum, matrix))
+    test = {"matrix": matrix, "per_class": per_class_precision_recall(matrix, classes), "total": total,
+            "examples": total, "wrong": [], "right": [], "explained": None}
+    if model_uri and test_files:
+        test.update(gallery(model_uri, test_files, classes))
+    return test
 
 
 def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comparator: str = "linf") -> Dict[str, Any]:
@@ -216,14 +153,17 @@ def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comp
     ctx = run.id if run else None
     data: Dict[str, Any] = {"run_id": run.name if run else "unknown", "output_dir": os.path.abspath(output_dir)}
     examples = _latest(s, "Examples", ctx)
-    data["split_counts"] = split_class_counts(examples.uri) if examples else {}
     ingest = _latest(s, "tfx_image_finetune.ImageIngestReport", ctx)
     data["ingest"] = _read_json(os.path.join(ingest.uri, "report.json")) if ingest else None
+    # Examples per split and class as ExampleGen counted them in Beam (the closing lines read the same).
+    data["split_counts"] = (data["ingest"] or {}).get("examples_per_split") or {}
     model_run = _latest(s, "ModelRun", ctx)
     history = _read_json(os.path.join(model_run.uri, "history.json")) if model_run else None
     data["history"] = history
     evaluation_artifact = _latest(s, "ModelEvaluation", ctx)
-    data["evaluation"] = evaluation(evaluation_artifact.uri) if evaluation_artifact else None
+    classes = (history or {}).get("classes")
+    data["evaluation"] = (evaluation.read(evaluation_artifact.uri, len(classes) if classes else None)
+                          if evaluation_artifact else None)
     blessing = _latest(s, "ModelBlessing", ctx)
     data["blessed"] = bool(blessing and os.path.exists(os.path.join(blessing.uri, "BLESSED")))
     data["baseline"] = (blessing.custom_properties[BASELINE_PROPERTY].string_value
@@ -231,13 +171,10 @@ def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comp
     data["seconds"] = run_summary.execution_seconds(path)
     data["push"] = run_summary.push(s, ctx, data["blessed"])
     model = _latest(s, "Model", ctx)
-    classes = (history or {}).get("classes")
-    if model and classes and "test" in data["split_counts"]:
-        test = test_predictions(model.uri, _examples_by_split(examples.uri)["test"], classes)
-        test["per_class"] = per_class_precision_recall(test["matrix"], classes)
-        data["test"] = test
-    else:
-        data["test"] = None
+    test_files = _examples_by_split(examples.uri).get("test") if examples else None
+    data["test"] = per_class_section(data["evaluation"], classes, model.uri if model else None, test_files)
+    ingested = (data["ingest"] or {}).get("valid_images")
+    data["verdict_warnings"] = evaluation.too_small(data["evaluation"], ingested) if data["evaluation"] else []
     from tfx_image_finetune.config import DataConfig
     from tfx_image_finetune.report import drift
 

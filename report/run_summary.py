@@ -71,15 +71,31 @@ def baseline(metadata_path: str) -> Optional[str]:
     return blessing.custom_properties[BASELINE_PROPERTY].string_value
 
 
-def eval_metrics(metadata_path: str) -> Dict[str, float]:
-    """The latest Evaluator's overall-slice metrics, e.g. {'binary_accuracy': 0.93, 'example_count': 500}."""
-    import tensorflow_model_analysis as tfma
+def evaluation_result(metadata_path: str) -> Optional[Dict[str, Any]]:
+    """The latest Evaluator's output as report/evaluation.py reads it, or None if no Evaluator ran."""
+    from tfx_image_finetune.report import evaluation
 
     uri = latest_artifact_uri(metadata_path, "ModelEvaluation")
-    if not uri:
-        return {}
-    metrics = tfma.load_eval_result(uri).slicing_metrics[0][1][""][""]
-    return {name: float(value["doubleValue"]) for name, value in metrics.items() if "doubleValue" in value}
+    return evaluation.read(uri) if uri else None
+
+
+def eval_metrics(metadata_path: str) -> Dict[str, float]:
+    """The latest Evaluator's overall-slice metrics, e.g. {'binary_accuracy': 0.93, 'example_count': 500}."""
+    result = evaluation_result(metadata_path)
+    return result["metrics"] if result else {}
+
+
+def verdict_lines(result: Optional[Dict[str, Any]], total_images: Optional[int]) -> List[str]:
+    """'Test: binary_accuracy 0.754 (95% CI 0.64-0.86, 57 images)' per gated metric, and a WARNING when the
+    test split is too small for the threshold decision to mean much (report/evaluation.py says when)."""
+    from tfx_image_finetune.report import evaluation
+
+    if not result:
+        return []
+    images = result["metrics"].get("example_count")
+    lines = [f"Test: {evaluation.with_interval(name, value, interval, images)}"
+             for name, value, interval, _ in evaluation.gated(result)]
+    return lines + [f"WARNING: {w}" for w in evaluation.too_small(result, total_images)]
 
 
 # A class with fewer training examples than this is named in a warning.
@@ -196,10 +212,11 @@ def strategy_line(metadata_path: str) -> Optional[str]:
 
 
 def describe(metadata_path: str, serving_model_dir: str) -> str:
-    metrics = eval_metrics(metadata_path)
-    shown = format_metrics(metrics)
+    result = evaluation_result(metadata_path)
+    shown = format_metrics(result["metrics"] if result else {})
     compared = baseline(metadata_path)
     lines = [line for line in (strategy_line(metadata_path), compared and f"Baseline: {compared}") if line]
+    lines += verdict_lines(result, ingest_report(metadata_path)[1].get("valid_images"))
     if blessed(metadata_path):
         s = store(metadata_path)
         run = latest_run(s)

@@ -13,9 +13,10 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
 from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport, make_configs
-from tfx_image_finetune.components.image_folder_example_gen.executor import REPORT_FILE, Executor
+from tfx_image_finetune.components.image_folder_example_gen.executor import Executor
+from tfx_image_finetune.components.ingest_report import REPORT_FILE
 from tfx_image_finetune.components.image_folder_example_gen.layout import given_split_folders
-from tfx_image_finetune.report.run_report import per_class_precision_recall
+from tfx_image_finetune.report.evaluation import per_class_precision_recall
 from tfx_image_finetune.trainer.transform import preprocessing_fn
 
 SPLIT_RATIOS = {"train": 80, "selection": 10, "test": 10}
@@ -55,6 +56,23 @@ def run_example_gen(input_base, out_dir, split_ratios=None, selection_percent=10
         out[split] = sorted(rows)
     with open(os.path.join(report.uri, REPORT_FILE)) as f:
         return out, json.load(f)
+
+
+def run_component_executor(component, out_dir):
+    """Run a (Beam) component's executor as TFX's launcher would: its exec properties as the launcher hands them
+    (protos as JSON), a fresh output artifact per output channel under out_dir. Returns {output key: artifact}."""
+    from google.protobuf import message
+
+    outputs = {}
+    for key, channel in component.outputs.items():
+        artifact = channel.type()
+        artifact.uri = os.path.join(out_dir, key)
+        os.makedirs(artifact.uri, exist_ok=True)
+        outputs[key] = artifact
+    properties = {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+                  for k, v in component.exec_properties.items() if v is not None}
+    component.executor_spec.executor_class().Do({}, {k: [a] for k, a in outputs.items()}, properties)
+    return outputs
 
 
 def encoded_image(color, size=(37, 23), fmt="JPEG"):
@@ -97,7 +115,8 @@ def report_data(n_classes):
         "evaluation": {"metrics": {"sparse_categorical_accuracy": 0.55, "example_count": 6.0 * n_classes},
                        "thresholds": {"sparse_categorical_accuracy": {"lower_bound": 0.6, "max_drop": 1e-10}},
                        "validation_ok": False, "failures": ["sparse_categorical_accuracy: below 0.6"],
-                       "baseline_metrics": {}},
+                       "failed": {"sparse_categorical_accuracy"}, "baseline_metrics": {},
+                       "intervals": {"sparse_categorical_accuracy": (0.41, 0.69)}},
         "blessed": False, "baseline": "none: no blessed model yet", "seconds": {"Trainer": 12.5, "Evaluator": 3.0},
         "push": {"pushed": False, "why": "the model was not blessed"},
         "test": {"matrix": matrix, "examples": 6 * n_classes, "total": 6 * n_classes,
@@ -105,3 +124,39 @@ def report_data(n_classes):
                  "wrong": [{"true": classes[0], "predicted": classes[1], "probability": 0.91, "file": "a.jpg",
                             "image": jpeg.getvalue()}]},
     }
+
+
+def tfma_evaluation(folder, labels, scores, num_classes, accuracy_threshold=0.5, interval_method=None):
+    """Real TFMA over given predictions, with the pipeline's EvalConfig (its metrics, thresholds and confidence
+    intervals; the model spec reads `score` and `label_xf` from the examples instead of running a model), as
+    TFX's Evaluator runs it on a first run (no baseline): an Evaluator output folder, in seconds.
+    `interval_method`: another tfma.ConfidenceIntervalOptions method, or 'none' (benchmarks)."""
+    import apache_beam as beam
+    import tensorflow_model_analysis as tfma
+    from tfx_bsl.tfxio import tf_example_record
+
+    from tfx_image_finetune.config import PipelineConfig
+    from tfx_image_finetune.pipeline.pipeline import eval_config
+
+    cfg = PipelineConfig()
+    cfg.eval.accuracy_threshold = accuracy_threshold
+    config = eval_config(cfg, num_classes)
+    config.model_specs[0].CopyFrom(tfma.ModelSpec(label_key="label_xf", prediction_key="score"))
+    if interval_method == "none":
+        config.options.compute_confidence_intervals.value = False
+    elif interval_method is not None:
+        config.options.confidence_intervals.method = getattr(tfma.ConfidenceIntervalOptions, interval_method)
+    config = tfma.utils.update_eval_config_with_defaults(config, has_baseline=False, rubber_stamp=True)
+    os.makedirs(folder, exist_ok=True)
+    data = os.path.join(folder, "predictions.tfrecord")
+    with tf.io.TFRecordWriter(data) as writer:
+        for label, score in zip(labels, scores):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "label_xf": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+                "score": tf.train.Feature(float_list=tf.train.FloatList(value=list(score))),
+            })).SerializeToString())
+    output = os.path.join(folder, "evaluation")
+    source = tf_example_record.TFExampleRecord(file_pattern=data, raw_record_column_name=tfma.ARROW_INPUT_COLUMN)
+    with beam.Pipeline() as p:
+        _ = p | source.BeamSource() | tfma.ExtractEvaluateAndWriteResults(eval_config=config, output_path=output)
+    return output

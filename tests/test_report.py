@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tfx_image_finetune.report import evaluation
 from tfx_image_finetune.report import run_report as report
 from tfx_image_finetune.report import run_summary as md
 from tfx_image_finetune.serving_contract import versions
@@ -71,6 +72,27 @@ def test_the_numbers_are_the_evaluators_and_the_historys(first_run, page):
     assert len(matrix) == len(history["classes"])
     assert md.blessed(first_run.metadata_path)
     assert _attrs(text, "data-pushed-version") == [str(versions(first_run.serving_model_dir)[-1])]
+
+
+def test_the_counts_per_split_and_class_are_the_examples_and_the_matrix_is_tfmas(first_run, page):
+    """The data table counts what ExampleGen wrote (read back here from the Examples' own records), and the
+    confusion matrix is the Evaluator's: its diagonal over the test split is TFMA's accuracy."""
+    _, text = page
+    shown = {}
+    for split, cls, count in re.findall(r'data-split="([^"]+)" data-class="([^"]+)" data-count="(\d+)"', text):
+        shown.setdefault(html.unescape(split), {})[html.unescape(cls)] = int(count)
+    written = {}
+    for path in tf.io.gfile.glob(os.path.join(first_run.pipeline_root, "ImageFolderExampleGen/examples/*/Split-*/*.gz")):
+        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
+            label = tf.train.Example.FromString(record.numpy()).features.feature["label"].bytes_list.value[0].decode()
+            written.setdefault(split, {}).setdefault(label, 0)
+            written[split][label] += 1
+    assert shown == written
+    matrix = json.loads(_attrs(text, "data-matrix")[0])
+    metrics = md.eval_metrics(first_run.metadata_path)
+    assert sum(matrix[i][i] for i in range(len(matrix))) / sum(map(sum, matrix)) == pytest.approx(
+        metrics["binary_accuracy"])
 
 
 @pytest.mark.slow  # a headless browser
@@ -163,9 +185,9 @@ def _evaluation(folder, with_baseline):
 def test_the_baseline_metrics_are_asked_for_only_when_the_evaluation_had_a_baseline(tmp_path, caplog):
     """A first run (no baseline) logged TFMA's 'Fail to find metrics for model name: baseline' warning."""
     caplog.set_level("WARNING")
-    first = report.evaluation(_evaluation(tmp_path / "first", with_baseline=False))
+    first = evaluation.read(_evaluation(tmp_path / "first", with_baseline=False))
     assert first["metrics"] == {"binary_accuracy": 0.9} and first["baseline_metrics"] == {}
     assert "Fail to find metrics" not in caplog.text, caplog.text
-    later = report.evaluation(_evaluation(tmp_path / "later", with_baseline=True))
+    later = evaluation.read(_evaluation(tmp_path / "later", with_baseline=True))
     assert later["metrics"]["binary_accuracy"] == 0.9 and later["baseline_metrics"] == {"binary_accuracy": 0.8}
     assert "Fail to find metrics" not in caplog.text, caplog.text

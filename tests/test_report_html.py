@@ -7,7 +7,7 @@ import re
 
 from PIL import Image
 
-from tfx_image_finetune.report.run_report import per_class_precision_recall
+from tfx_image_finetune.report.evaluation import per_class_precision_recall
 from tfx_image_finetune.report.render import render
 from tests.helpers import report_data
 

@@ -20,8 +20,8 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 from tfx_image_finetune.components.image_folder_example_gen import executor, layout
-from tfx_image_finetune.components.image_folder_example_gen.executor import (MAX_IMAGE_PIXELS_KEY,
-                                                                             SELECTION_PERCENT_KEY)
+from tfx_image_finetune.components.image_folder_example_gen.executor import SELECTION_PERCENT_KEY
+from tfx_image_finetune.components.ingest_report import MAX_IMAGE_PIXELS_KEY
 from tfx_image_finetune.data_contract import FILENAME_FEATURE, INGEST_REPORT_KEY, MAX_IMAGE_PIXELS
 
 

@@ -94,7 +94,7 @@ class SummarizeImages(beam.CombineFn):
 def stats_per_split(example_splits: Dict[str, Any], rows_dir: str, image_key: str = "image",
                     label_key: str = "label") -> None:
     """Adds to the Beam pipeline: per output split and class, SummarizeImages -> image-stats-<split>.jsonl."""
-    from tfx_image_finetune.components.image_folder_example_gen.executor import example_label
+    from tfx_image_finetune.components.ingest_report import example_label
 
     import tensorflow as tf
 
@@ -118,6 +118,6 @@ def stats_per_split(example_splits: Dict[str, Any], rows_dir: str, image_key: st
 
 def read_stats(rows_dir: str) -> Dict[str, Dict[str, Any]]:
     """{split: {class: summary}} from the rows stats_per_split wrote."""
-    from tfx_image_finetune.components.image_folder_example_gen.executor import read_per_split
+    from tfx_image_finetune.components.ingest_report import read_per_split
 
     return read_per_split(rows_dir, "image-stats", "stats")

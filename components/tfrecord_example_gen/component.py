@@ -15,6 +15,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport
+from tfx_image_finetune.components.ingest_report import MAX_IMAGE_PIXELS_KEY
 from tfx_image_finetune.data_contract import INGEST_REPORT_KEY, MAX_IMAGE_PIXELS
 from tfx_image_finetune.components.tfrecord_example_gen import executor
 
@@ -24,7 +25,7 @@ class TFRecordExampleGenSpec(FileBasedExampleGenSpec):
         **FileBasedExampleGenSpec.PARAMETERS,
         executor.IMAGE_KEY: ExecutionParameter(type=str),
         executor.LABEL_KEY: ExecutionParameter(type=str),
-        executor.MAX_IMAGE_PIXELS_KEY: ExecutionParameter(type=int, optional=True),
+        MAX_IMAGE_PIXELS_KEY: ExecutionParameter(type=int, optional=True),
     }
     OUTPUTS = {
         **FileBasedExampleGenSpec.OUTPUTS,

@@ -12,15 +12,13 @@ import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.types import artifact_utils
 
-from tfx_image_finetune.components.image_folder_example_gen import executor as image_folder
+from tfx_image_finetune.components import ingest_report
 from tfx_image_finetune.components.image_folder_example_gen import image_stats
-from tfx_image_finetune.components.image_folder_example_gen.executor import (MAX_IMAGE_PIXELS_KEY, decode_error,
-                                                                            max_image_pixels)
+from tfx_image_finetune.components.ingest_report import ROWS_DIR_PROPERTY, decode_error, max_image_pixels
 from tfx_image_finetune.data_contract import FILENAME_FEATURE, INGEST_REPORT_KEY
 
 IMAGE_KEY = "image_key"
 LABEL_KEY = "label_key"
-_ROWS_DIR_PROPERTY = "_ingest_rows_dir"
 
 
 def _first(feature: tf.train.Feature):
@@ -87,7 +85,7 @@ def _CheckedTFRecordToExample(pipeline: beam.Pipeline, exec_properties: Dict[str
                            ).with_outputs("report", main="examples")
     )
     _ = results.report | "WriteReportRows" >> beam.io.WriteToText(
-        os.path.join(exec_properties[_ROWS_DIR_PROPERTY], "rows-all"), file_name_suffix=".jsonl")
+        os.path.join(exec_properties[ROWS_DIR_PROPERTY], "rows-all"), file_name_suffix=".jsonl")
     return results.examples
 
 
@@ -97,21 +95,17 @@ class Executor(BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):
         example_splits = super().GenerateExamplesByBeam(pipeline, exec_properties)
-        image_folder.count_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY],
-                                     exec_properties[LABEL_KEY])
-        image_stats.stats_per_split(example_splits, exec_properties[_ROWS_DIR_PROPERTY], exec_properties[IMAGE_KEY],
+        ingest_report.count_per_split(example_splits, exec_properties[ROWS_DIR_PROPERTY],
+                                      exec_properties[LABEL_KEY])
+        image_stats.stats_per_split(example_splits, exec_properties[ROWS_DIR_PROPERTY], exec_properties[IMAGE_KEY],
                                     exec_properties[LABEL_KEY])
         return example_splits
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         report = artifact_utils.get_single_instance(output_dict[INGEST_REPORT_KEY])
-        rows_dir = os.path.join(report.uri, "rows")
-        super().Do(input_dict, output_dict, {**exec_properties, _ROWS_DIR_PROPERTY: rows_dir})
-        summary = image_folder._summarize(image_folder._read_rows(rows_dir))
-        summary["examples_per_split"] = image_folder.read_counts(rows_dir)
-        summary["image_stats"] = image_stats.read_stats(rows_dir)
-        kept = image_folder.write_report(report, summary)
-        tf.io.gfile.rmtree(rows_dir)
-        report.set_int_custom_property("valid_images", summary["valid_images"])
-        report.set_int_custom_property("skipped_files", summary["skipped_files"])
-        image_folder._check_summary(summary, exec_properties["input_base"], [""], kept)
+        rows_dir = ingest_report.rows_dir(report)
+        super().Do(input_dict, output_dict, {**exec_properties, ROWS_DIR_PROPERTY: rows_dir})
+        summary = ingest_report.summary_of_rows(rows_dir)
+        summary["image_stats"] = image_stats.read_stats(rows_dir)  # image data health
+        kept = ingest_report.write_report(report, summary)
+        ingest_report.check_summary(summary, exec_properties["input_base"], [""], kept)
