@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from tfx_image_finetune.config import (AUTO_STRATEGY, BACKBONES, BEAM_RUNNING_MODES, CLASS_WEIGHTS, SOURCES,
+                                       TFLITE_MODES,
                                        ConfigError, PipelineConfig, Strategy, get_field, set_field)
 
 DEFAULTS = PipelineConfig()
@@ -99,6 +100,9 @@ CONFIG_FLAGS = {
         Flag("--unfreeze-fraction", "model.unfreeze_fraction", "strategy 2: top fraction of the base's layers",
              type=float),
         Flag("--unfreeze-from-layer", "model.unfreeze_from_layer", "strategy 2: unfreeze from this layer up"),
+        Flag("--tflite", "model.tflite", "also export a TFLite model: float, or int8 (full-integer, uint8 in and "
+                                         "out); pushed beside the version if it passes its own accuracy gate",
+             choices=TFLITE_MODES),
     ],
     "training": [
         Flag("--head-epochs", "training.head_epochs", "phase 1 epochs (head only)", type=int),
@@ -123,6 +127,9 @@ CONFIG_FLAGS = {
     ],
     "evaluation and push": [
         Flag("--accuracy-threshold", "eval.accuracy_threshold", "bless at or above this accuracy", type=float),
+        Flag("--tflite-max-accuracy-drop", "eval.tflite_max_accuracy_drop",
+             "--tflite: push the TFLite model only if its test accuracy is at most this far below the "
+             "SavedModel's (0.01: 1 point)", type=float),
         Flag("--serving-dir", "serving.serving_dir", "TF Serving model base (default: <output>/serving)"),
         Flag("--model-name", "serving.model_name", "served model name"),
         Flag("--keep-versions", "serving.keep_versions", "pushed versions to keep, oldest removed first; 0 keeps "

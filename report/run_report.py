@@ -198,6 +198,10 @@ def collect(output_dir: str) -> Dict[str, Any]:
                         if blessing and BASELINE_PROPERTY in blessing.custom_properties else None)
     data["seconds"] = run_summary.execution_seconds(path)
     data["push"] = run_summary.push(s, ctx, data["blessed"])
+    from tfx_image_finetune.components.tflite_gate.component import TFLiteEvaluation
+
+    lite = _latest(s, TFLiteEvaluation.TYPE_NAME, ctx)  # --tflite: components/tflite_gate's evaluation.json
+    data["tflite"] = _read_json(os.path.join(lite.uri, run_summary.TFLITE_EVALUATION_FILE)) if lite else None
     model = _latest(s, "Model", ctx)
     classes = (history or {}).get("classes")
     if model and classes and "test" in data["split_counts"]:
