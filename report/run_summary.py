@@ -197,10 +197,13 @@ def strategy_line(metadata_path: str) -> Optional[str]:
 
 
 def tflite_evaluation(metadata_path: str) -> Dict[str, Any]:
-    """--tflite: the latest TFLiteGate's evaluation.json (components/tflite_gate), or {}."""
+    """--tflite: the evaluation.json of the latest run's TFLiteGate (components/tflite_gate), or {} (none ran)."""
     from tfx_image_finetune.components.tflite_gate.component import TFLiteEvaluation
 
-    uri = latest_artifact_uri(metadata_path, TFLiteEvaluation.TYPE_NAME)
+    s = store(metadata_path)
+    run = latest_run(s)
+    found = [a for a in s.get_artifacts_by_context(run.id) if a.type == TFLiteEvaluation.TYPE_NAME] if run else []
+    uri = max(found, key=lambda a: a.id).uri if found else None
     path = os.path.join(uri, TFLITE_EVALUATION_FILE) if uri else None
     if not path or not os.path.isfile(path):
         return {}
