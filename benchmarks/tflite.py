@@ -51,6 +51,7 @@ def float_model(model_uri: str, tmp: str, image_size: int) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     out = args.output or tempfile.mkdtemp(prefix="tflite-bench-")
+    os.makedirs(out, exist_ok=True)
     run = common.run_cli(["run", "--data", args.data, "--backbone", "mobilenet_v2", "--alpha", "0.35",
                           "--weights", args.weights, "--tflite", "int8", "--output", out, *args.extra],
                          os.path.join(out, "run.log") if args.output else None)
