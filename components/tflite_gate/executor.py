@@ -69,8 +69,8 @@ def verdict(result: Dict[str, Any], max_accuracy_drop: float) -> Dict[str, Any]:
     drop = result["saved_model_accuracy"] - result["tflite_accuracy"]
     passed = drop <= max_accuracy_drop + 1e-9
     reason = (f"TFLite accuracy {result['tflite_accuracy']:.4f} vs SavedModel {result['saved_model_accuracy']:.4f} "
-              f"on {result['examples']} test examples ({100 * drop:+.1f} points below; allowed "
-              f"{100 * max_accuracy_drop:.1f})")
+              f"on {result['examples']} test examples ({abs(100 * drop):.1f} points {'below' if drop >= 0 else 'above'}; "
+              f"allowed {100 * max_accuracy_drop:.1f} below)")
     return {**result, "max_accuracy_drop": max_accuracy_drop, "passed": passed, "reason": reason}
 
 
