@@ -17,6 +17,7 @@ SUBPACKAGES = [
     "components.hyperparameters",
     "components.pusher",
     "components.tfrecord_example_gen",
+    "components.tflite_gate",
 ]
 
 setup(

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from tfx_image_finetune.backbone_specs import BACKBONES
 from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, DRIFT_COMPARATORS, SOURCES,
-                                       ConfigError, PipelineConfig, Strategy)
+                                       TFLITE_MODES, ConfigError, PipelineConfig, Strategy)
 
 DEFAULTS = PipelineConfig()
 
@@ -24,6 +24,7 @@ DEMO_PRESET = {
     "model.allow_random_init": True,
     "training.head_epochs": 5,
     "training.finetune_epochs": 1,
+    "model.tflite": "int8",
 }
 
 
@@ -134,6 +135,9 @@ CONFIG_FLAGS = {
         Flag("--unfreeze-fraction", "model.unfreeze_fraction", "strategy 2: top fraction of the base's layers",
              type=float),
         Flag("--unfreeze-from-layer", "model.unfreeze_from_layer", "strategy 2: unfreeze from this layer up"),
+        Flag("--tflite", "model.tflite", "also export a TFLite model: float, or int8 (full-integer, uint8 in and "
+                                         "out); pushed beside the version if it passes its own accuracy gate",
+             choices=TFLITE_MODES),
     ],
     "training": [
         Flag("--head-epochs", "training.head_epochs", "phase 1 epochs (head only)", type=int),
@@ -158,6 +162,9 @@ CONFIG_FLAGS = {
     ],
     "evaluation and push": [
         Flag("--accuracy-threshold", "eval.accuracy_threshold", "bless at or above this accuracy", type=float),
+        Flag("--tflite-max-accuracy-drop", "eval.tflite_max_accuracy_drop",
+             "--tflite: push the TFLite model only if its test accuracy is at most this far below the "
+             "SavedModel's (0.01: 1 point)", type=float),
         Flag("--serving-dir", "serving.serving_dir", "TF Serving model base (default: <output>/serving)"),
         Flag("--model-name", "serving.model_name", "served model name"),
         Flag("--keep-versions", "serving.keep_versions", "pushed versions to keep, oldest removed first; 0 keeps "

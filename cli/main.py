@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="classify image files with a pushed model or a TF Serving server")
     where = predict.add_mutually_exclusive_group(required=True)
     where.add_argument("--model-dir", help="a pushed version folder, or the model folder (its newest version is used)")
+    where.add_argument("--tflite", metavar="FILE", help="a TFLite file of the --tflite export (class names from "
+                                                         "the labels.txt beside it), on one CPU thread")
     where.add_argument("--server", metavar="HOST:PORT", help="TF Serving: REST port (8501), or gRPC port (8500) "
                                                              "with --grpc")
     predict.add_argument("--grpc", action="store_true", help="use the gRPC PredictionService instead of REST")
@@ -173,8 +175,12 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(str(err)) from None
     files = predict.image_files(args.images)  # before loading anything: a wrong path fails at once
     _quiet_library_warnings()
+    if args.tflite and not os.path.isfile(args.tflite):
+        raise ConfigError(f"--tflite: no file {args.tflite!r}")
     if args.model_dir:
         client = predict.SavedModelClient(args.model_dir)
+    elif args.tflite:
+        client = predict.TFLiteClient(args.tflite, args.max_image_pixels)
     elif args.grpc:
         client = predict.GrpcClient(args.server, args.model, args.version, args.timeout)
     else:
@@ -209,7 +215,7 @@ def _predict_to_file(args: argparse.Namespace, client, files, fmt: str, overlays
         with open(args.labels, encoding="utf-8") as f:
             names = [line.strip() for line in f if line.strip()]
     else:
-        names = predict.class_names(args.model_dir) if args.model_dir else None
+        names = predict.class_names(args.model_dir) if args.model_dir else getattr(client, "names", None)
     failed = 0
     with open(args.predictions, "w", encoding="utf-8", newline="") as f:
         writer = PredictionWriter(f, fmt, names)

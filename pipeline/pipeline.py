@@ -17,6 +17,7 @@ from tfx_image_finetune.components.image_folder_example_gen.component import Ima
 from tfx_image_finetune.components.hyperparameters.component import TrainingHyperparameters
 from tfx_image_finetune.components.pusher.component import ServingDirPusher
 from tfx_image_finetune.components.tfrecord_example_gen.component import TFRecordExampleGen
+from tfx_image_finetune.components.tflite_gate.component import TFLiteGate
 from tfx_image_finetune.components.validation_gate.component import ValidationGate
 from tfx_image_finetune.component_configs import HYPERPARAMETERS, TrainerConfig, TransformConfig
 from tfx_image_finetune.config import PipelineConfig
@@ -184,6 +185,16 @@ def vertex_pusher(cfg: PipelineConfig, model, blessing):
     }).with_id("VertexPusher")
 
 
+def tflite_gate(cfg: PipelineConfig, gen, train, transform, layout: DataLayout) -> TFLiteGate:
+    """The TFLite model against the SavedModel on the Evaluator's split (components/tflite_gate)."""
+    from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF
+
+    return TFLiteGate(examples=gen.outputs["examples"], model=train.outputs["model"],
+                      transform_graph=transform.outputs["transform_graph"], split=layout.evaluation_split,
+                      max_accuracy_drop=cfg.eval.tflite_max_accuracy_drop, image_feature=IMAGE_XF,
+                      label_feature=LABEL_XF)
+
+
 def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]] = None,
                     metadata_connection_config=None, for_kfp: bool = False,
                     layout: Optional[DataLayout] = None) -> tfx.dsl.Pipeline:
@@ -250,9 +261,12 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         eval_config=eval_config(cfg, num_classes),
         example_splits=[layout.evaluation_split],  # never seen by training, early stopping or weight selection
     )
+    # --tflite: the Trainer's TFLite model judged on the same split; the Pusher adds it to the version if it passes.
+    lite_gate = tflite_gate(cfg, gen, train, transform, layout) if cfg.model.tflite != "none" else None
     pusher = ServingDirPusher(
         model=train.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        tflite_evaluation=lite_gate.outputs["evaluation"] if lite_gate else None,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.serving_model_dir)
         ),
@@ -260,7 +274,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
     ).with_id("Pusher")
 
     components = [gen, statistics, schema, validator, gate, *drift, transform, hparams, train, baseline, evaluator,
-                  pusher]
+                  *([lite_gate] if lite_gate else []), pusher]
     if cfg.cloud.vertex_endpoint:
         components.append(vertex_pusher(cfg, train.outputs["model"], evaluator.outputs["blessing"]))
     for component in components:

@@ -388,6 +388,26 @@ def _push_section(data: Dict[str, Any]) -> str:
     return f'<p data-pushed-version="">Nothing pushed: {_e(push["why"])}.</p>'
 
 
+def _tflite_section(data: Dict[str, Any]) -> str:
+    """--tflite: the SavedModel and the TFLite model side by side on the Evaluator's split, and the verdict."""
+    lite = data.get("tflite")
+    if not lite:
+        return "<p>No TFLite export (<code>--tflite none</code>).</p>"
+    mode = lite.get("export", {}).get("mode", "")
+    rows = [("accuracy", _fmt(lite["saved_model_accuracy"]), _fmt(lite["tflite_accuracy"])),
+            ("top-1 agreement with the SavedModel", "", f"{100 * lite['agreement']:.1f}%"),
+            ("file size", f"{lite['saved_model_bytes'] / 1e6:.2f} MB", f"{lite['tflite_bytes'] / 1e6:.2f} MB"),
+            ("latency per image, 1 CPU thread", f"{lite['saved_model_ms_per_image']:.1f} ms",
+             f"{lite['tflite_ms_per_image']:.1f} ms")]
+    table = "".join(f"<tr><td>{_e(name)}</td><td>{_e(a)}</td><td>{_e(b)}</td></tr>" for name, a, b in rows)
+    pushed = data["push"].get("tflite") == "pushed"
+    verdict = ("pushed with the version" if pushed else "passed; not pushed" if lite["passed"] else "NOT pushed")
+    return (f'<table class="num" data-tflite-passed="{int(bool(lite["passed"]))}"><tr><th></th><th>SavedModel</th>'
+            f"<th>TFLite ({_e(mode)})</th></tr>{table}</table>"
+            f'<p class="{"ok" if lite["passed"] else "bad"}">TFLite {_e(verdict)}: {_e(lite["reason"])}. '
+            f"{_e(lite['examples'])} test examples; the SavedModel's latency includes decoding the image.</p>")
+
+
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#222}
 header{background:#1f2d3d;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
@@ -422,6 +442,7 @@ def render(data: Dict[str, Any]) -> str:
     sections = [
         ("Verdict", _evaluation_section(data)),
         ("Pushed model", _push_section(data)),
+        ("TFLite", _tflite_section(data)),
         ("Data", _data_section(data)),
         ("Image health", _image_health(data)),
         ("Data drift", _drift_section(data.get("drift"))),

@@ -170,6 +170,10 @@ def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comp
                         if blessing and BASELINE_PROPERTY in blessing.custom_properties else None)
     data["seconds"] = run_summary.execution_seconds(path)
     data["push"] = run_summary.push(s, ctx, data["blessed"])
+    from tfx_image_finetune.components.tflite_gate.component import TFLiteEvaluation
+
+    lite = _latest(s, TFLiteEvaluation.TYPE_NAME, ctx)  # --tflite: components/tflite_gate's evaluation.json
+    data["tflite"] = _read_json(os.path.join(lite.uri, run_summary.TFLITE_EVALUATION_FILE)) if lite else None
     model = _latest(s, "Model", ctx)
     test_files = _examples_by_split(examples.uri).get("test") if examples else None
     data["test"] = per_class_section(data["evaluation"], classes, model.uri if model else None, test_files)

@@ -9,6 +9,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
+from tfx_image_finetune.components.tflite_gate.executor import EVALUATION_FILE as TFLITE_EVALUATION_FILE
 from tfx_image_finetune.metadata_store import State, store  # noqa: F401 - State: for callers
 
 
@@ -53,8 +54,11 @@ def push(s, run_context_id: Optional[int], blessed: bool) -> Dict[str, Any]:
         return {"pushed": False, "why": "the Pusher did not run"}
     props = pushed.custom_properties
     if "pushed" in props and props["pushed"].int_value == 1:
-        return {"pushed": True, "version": props["pushed_version"].string_value,
+        done = {"pushed": True, "version": props["pushed_version"].string_value,
                 "destination": props["pushed_destination"].string_value}
+        if "tflite" in props:  # --tflite: "pushed" or "not pushed: <why>" (components/pusher)
+            done["tflite"] = props["tflite"].string_value
+        return done
     return {"pushed": False, "why": "the model was not blessed" if not blessed else "the Pusher did not push"}
 
 
@@ -211,6 +215,37 @@ def strategy_line(metadata_path: str) -> Optional[str]:
     return "\n".join(lines) or None
 
 
+def tflite_evaluation(metadata_path: str) -> Dict[str, Any]:
+    """--tflite: the evaluation.json of the latest run's TFLiteGate (components/tflite_gate), or {} (none ran)."""
+    from tfx_image_finetune.components.tflite_gate.component import TFLiteEvaluation
+
+    s = store(metadata_path)
+    run = latest_run(s)
+    found = [a for a in s.get_artifacts_by_context(run.id) if a.type == TFLiteEvaluation.TYPE_NAME] if run else []
+    uri = max(found, key=lambda a: a.id).uri if found else None
+    path = os.path.join(uri, TFLITE_EVALUATION_FILE) if uri else None
+    if not path or not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def tflite_line(evaluation: Dict[str, Any], pushed: Dict[str, Any]) -> str:
+    """'TFLite (int8): accuracy ... vs SavedModel ..., ...; pushed: <version>/tflite/model.tflite' or why not."""
+    from tfx_image_finetune.serving_contract import TFLITE_DIR, TFLITE_FILE
+
+    mode = evaluation.get("export", {}).get("mode", "?")
+    figures = (f"accuracy {evaluation['tflite_accuracy']:.4f} vs SavedModel {evaluation['saved_model_accuracy']:.4f}, "
+               f"top-1 agreement {100 * evaluation['agreement']:.1f}%, {evaluation['tflite_bytes'] / 1e6:.1f} MB vs "
+               f"{evaluation['saved_model_bytes'] / 1e6:.1f} MB, {evaluation['tflite_ms_per_image']:.1f} vs "
+               f"{evaluation['saved_model_ms_per_image']:.1f} ms/image (1 thread)")
+    if pushed.get("tflite") == "pushed":
+        return f"TFLite ({mode}): {figures}; pushed: {os.path.join(pushed['destination'], TFLITE_DIR, TFLITE_FILE)}"
+    if not evaluation["passed"]:
+        return f"TFLite ({mode}) NOT pushed: {evaluation['reason']} (the SavedModel push is unaffected)"
+    return f"TFLite ({mode}): {figures}; not pushed ({pushed.get('why', 'the model was not pushed')})"
+
+
 def describe(metadata_path: str, serving_model_dir: str) -> str:
     result = evaluation_result(metadata_path)
     shown = format_metrics(result["metrics"] if result else {})
@@ -224,5 +259,9 @@ def describe(metadata_path: str, serving_model_dir: str) -> str:
         where = pushed["destination"] if pushed["pushed"] else f"none ({pushed['why']} to {serving_model_dir})"
         lines.append(f"Model BLESSED ({shown}); serving version: {where}")
     else:
+        pushed = {"pushed": False, "why": "the model was not blessed"}
         lines.append(f"Model NOT blessed ({shown}): nothing new pushed to {serving_model_dir}")
+    lite = tflite_evaluation(metadata_path)
+    if lite:
+        lines.append(tflite_line(lite, pushed))
     return "\n".join(lines)

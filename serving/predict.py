@@ -23,7 +23,8 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Union
 from tfx_image_finetune.data_contract import MAX_IMAGE_PIXELS
 from tfx_image_finetune.image_header import pixel_limit_error
 from tfx_image_finetune.serving_contract import (CLASS_IDS, CLASSES, IMAGE_INPUT, LABELS_FILE, PROBABILITIES,
-                                                 SERVING_SIGNATURE, versions)
+                                                 SERVING_SIGNATURE, TFLITE_LABELS, pixels_of, tflite_probabilities,
+                                                 versions)
 
 BATCH_SIZE = 16
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what the model's tf.io.decode_image reads
@@ -95,6 +96,45 @@ class SavedModelClient:
         except tf.errors.InvalidArgumentError as err:
             raise NotAnImageError(tf_reason(err.message)) from None
         return _answers(out[CLASSES].numpy(), out[CLASS_IDS].numpy(), out[PROBABILITIES].numpy())
+
+
+class TFLiteClient:
+    """A TFLite file of this project's contract (trainer/tflite.py), on one thread: each image decoded and resized
+    as the SavedModel does (trainer.transform.decode_and_scale), handed over as 0..255 pixels; class names from
+    the labels.txt beside it."""
+
+    def __init__(self, path: str, max_pixels: int = MAX_IMAGE_PIXELS):
+        import tensorflow as tf
+
+        self._tf, self._max_pixels = tf, max_pixels
+        self._interpreter = tf.lite.Interpreter(model_path=path, num_threads=1)
+        self._interpreter.allocate_tensors()
+        self._size = int(self._interpreter.get_input_details()[0]["shape"][1])
+        self.names = tflite_labels(path)
+
+    def classify(self, images: List[bytes]) -> List[Answer]:
+        from tfx_image_finetune.trainer.transform import decode_and_scale
+
+        tf, answers = self._tf, []
+        for image in images:
+            try:
+                scaled = decode_and_scale(tf.constant([image]), self._size, self._max_pixels)[0].numpy()
+            except tf.errors.InvalidArgumentError as err:
+                raise NotAnImageError(tf_reason(err.message)) from None
+            probs = tflite_probabilities(self._interpreter, pixels_of(scaled))
+            class_id = int(probs.argmax())
+            name = self.names[class_id] if self.names and class_id < len(self.names) else str(class_id)
+            answers.append(Answer(name, class_id, [float(p) for p in probs]))
+        return answers
+
+
+def tflite_labels(path: str) -> Optional[List[str]]:
+    """The class names in the labels.txt beside a TFLite file (as pushed), if there is one."""
+    labels = os.path.join(os.path.dirname(os.path.abspath(path)), TFLITE_LABELS)
+    if not os.path.isfile(labels):
+        return None
+    with open(labels, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
 
 
 class RestClient:

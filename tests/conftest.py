@@ -56,6 +56,7 @@ def first_run(demo_images, tmp_path_factory, first_run_log):
     from tfx_image_finetune.local import runner as local_runner
 
     cfg = small_config(str(tmp_path_factory.mktemp("e2e")), demo_images)
+    cfg.model.tflite = "float"  # the TFLite export, its gate and its push ride along (float: equal to the model)
     root, level = logging.getLogger(), logging.getLogger().level
     root.addHandler(first_run_log)
     root.setLevel(logging.INFO)

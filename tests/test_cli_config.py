@@ -46,6 +46,8 @@ def test_help_and_flag_errors_answer_before_any_heavy_import():
     (["--patience", "-2"], "training.early_stopping_patience (--patience) must be >= 0, got -2"),
     (["--backbone", "mobilenet_v2", "--alpha", "0.3"], "model.alpha (--alpha) must be one of"),
     (["--weights", "README.md"], "model.weights (--weights) 'README.md' is not a Keras weights file (HDF5 .h5)"),
+    (["--tflite", "int4"], "argument --tflite: invalid choice: 'int4'"),
+    (["--tflite-max-accuracy-drop", "2"], "eval.tflite_max_accuracy_drop (--tflite-max-accuracy-drop) must be in [0, 1]"),
 ])
 def test_bad_config_names_the_field(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # in this process (one subprocess above proves no heavy import)
@@ -303,3 +305,17 @@ def test_ctrl_c_during_the_checks_before_the_run_stops_with_one_line(tmp_path):
         holder.close()
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["tfx-image-finetune: interrupted by SIGINT before the run started: stopped"]
+
+
+def test_tflite_flags_and_the_demo_showing_int8(tmp_path):
+    def cfg(*flags):
+        return config_from_args(build_parser().parse_args(["run", "--data", str(tmp_path), *flags]))
+
+    assert cfg().model.tflite == "none" and cfg().eval.tflite_max_accuracy_drop == 0.01  # the defaults
+    assert cfg("--tflite", "float", "--tflite-max-accuracy-drop", "0.02").eval.tflite_max_accuracy_drop == 0.02
+    assert cfg("--tflite", "float").trainer_config(2).to_custom_config()["model"]["tflite"] == "float"
+
+    def demo(*flags):
+        return config_from_args(build_parser().parse_args(["run", "--demo", *flags]))
+
+    assert demo().model.tflite == "int8" and demo("--tflite", "none").model.tflite == "none"

@@ -125,3 +125,19 @@ def test_submit_without_a_template_compiles_one_first(tmp_path, monkeypatch, cap
     with open(tmp_path / "pipeline.json") as f:
         assert f"{job['display_name']}" == json.load(f)["pipelineSpec"]["pipelineInfo"]["name"]
     assert job["parameter_values"]["head_epochs"] == 20
+
+
+def test_tflite_export_travels_in_the_compiled_pipeline(tmp_path):
+    """--tflite: the gate runs in the cloud too, between the Trainer and the Pusher, with the project's executor."""
+    path = str(tmp_path / "pipeline.json")
+    assert main(["compile", *CLOUD, "--tflite", "int8", "--output", path]) == 0
+    with open(path) as f:
+        doc = json.load(f)
+    tasks = doc["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert set(tasks["TFLiteGate"]["dependentTasks"]) == {"ImageFolderExampleGen", "Trainer", "Transform"}
+    assert set(tasks["Pusher"]["dependentTasks"]) == {"Trainer", "Evaluator", "TFLiteGate"}
+    args = " ".join(doc["pipelineSpec"]["deploymentSpec"]["executors"]["TFLiteGate_executor"]["container"]["args"])
+    assert "components.tflite_gate.executor.Executor" in args
+    trainer_config = json.loads(tasks["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"][
+        "constantValue"]["stringValue"])
+    assert trainer_config["model"]["tflite"] == "int8"  # the Trainer in the cloud writes the TFLite model too

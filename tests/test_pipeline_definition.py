@@ -160,3 +160,17 @@ def test_validation_gate_fails_on_anomalies_and_passes_clean_data(tmp_path):
     bad = pd.DataFrame({"image": [b"x", b"y"], "label": [b"a", b"b"]})  # no filename feature
     with pytest.raises(DataAnomaliesError, match="feature 'filename'"):
         GateExecutor().Do({"anomalies": [_anomalies_artifact(tmp_path / "bad", bad)]}, {}, {})
+
+
+def test_tflite_adds_its_gate_on_the_evaluators_split_and_feeds_the_pusher(demo_images):
+    assert "TFLiteGate" not in _by_id(create_pipeline(_cfg(demo_images)))  # the default: --tflite none
+    cfg = _cfg(demo_images)
+    cfg.model.tflite, cfg.eval.tflite_max_accuracy_drop = "int8", 0.02
+    components = _by_id(create_pipeline(cfg))
+    gate = components["TFLiteGate"]
+    assert gate.inputs["model"] is components["Trainer"].outputs["model"]
+    assert gate.inputs["examples"] is components["Evaluator"].inputs["examples"]
+    assert gate.exec_properties["split"] == json.loads(components["Evaluator"].exec_properties["example_splits"])[0]
+    assert gate.exec_properties["max_accuracy_drop"] == 0.02
+    assert components["Pusher"].inputs["tflite_evaluation"] is gate.outputs["evaluation"]
+    assert json.loads(components["Trainer"].exec_properties["custom_config"])["model"]["tflite"] == "int8"

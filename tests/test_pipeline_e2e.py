@@ -17,6 +17,7 @@ from tfx_image_finetune.serving_contract import versions
 COMPONENTS = [
     "ImageFolderExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
     "Transform", "TrainingHyperparameters", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "TFLiteGate",  # first_run exports --tflite float
 ]
 
 
@@ -118,6 +119,14 @@ def test_blessed_run_pushes_a_servable_version(first_run, demo_images):
         "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"zebra"]))})).SerializeToString()
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)not among the classes of the model.*zebra"):
         loaded.signatures["transform_features"](examples=tf.constant([unknown]))
+    # --tflite float: judged on the test split, passed, and pushed with the version; the closing line says where.
+    lite = md.tflite_evaluation(cfg.metadata_path)
+    assert lite["passed"] and lite["examples"] == _count(cfg.pipeline_root, "ImageFolderExampleGen", "test")
+    assert lite["agreement"] >= 0.95 and lite["tflite_bytes"] > 0
+    assert sorted(os.listdir(os.path.join(version_dir, "tflite"))) == ["labels.txt", "model.tflite"]
+    assert open(os.path.join(version_dir, "tflite", "labels.txt")).read().split() == labels
+    assert f"pushed: {os.path.join(version_dir, 'tflite', 'model.tflite')}" in md.describe(
+        cfg.metadata_path, cfg.serving_model_dir)
 
 
 @pytest.mark.e2e

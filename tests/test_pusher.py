@@ -181,8 +181,9 @@ def test_a_model_whose_warmup_requests_fail_is_never_made_visible(tmp_path):
     assert os.listdir(base) == [str(pushed)]  # no new version, no staging folder left
 
 
-def _executor_push(tmp_path, model_dir, blessed, base):
-    """The pusher's real TFX executor, given Model / ModelBlessing artifacts as the pipeline would."""
+def _executor_push(tmp_path, model_dir, blessed, base, tflite_passed=None):
+    """The pusher's real TFX executor, given Model / ModelBlessing artifacts as the pipeline would (and, with
+    `tflite_passed`, TFLiteGate's verdict)."""
     import json
 
     from tfx.proto import pusher_pb2
@@ -196,7 +197,15 @@ def _executor_push(tmp_path, model_dir, blessed, base):
     model.uri, blessing.uri, pushed.uri = model_dir, str(tmp_path / "blessing"), str(tmp_path / "pushed_model")
     blessing.set_int_custom_property("blessed", int(blessed))
     destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base))
-    Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+    inputs = {"model": [model], "model_blessing": [blessing]}
+    if tflite_passed is not None:
+        from tfx_image_finetune.components.tflite_gate.component import TFLiteEvaluation
+
+        verdict = TFLiteEvaluation()
+        verdict.set_int_custom_property("passed", int(tflite_passed))
+        verdict.set_string_custom_property("reason", "TFLite accuracy 0.5000 vs SavedModel 0.9000")
+        inputs["tflite_evaluation"] = [verdict]
+    Executor().Do(inputs, {"pushed_model": [pushed]},
                   {"push_destination": proto_utils.proto_to_json(destination),
                    "custom_config": json.dumps({"keep_versions": 0, "check_servable": True})})
     return pushed
@@ -358,3 +367,22 @@ def test_the_closing_line_and_the_report_name_the_version_this_run_pushed(tmp_pa
         f"; serving version: {os.path.join(base, str(version_a))}"), lines
     assert report.collect(output_a)["push"] == {"pushed": True, "version": str(version_a),
                                                "destination": os.path.join(base, str(version_a))}
+
+
+def test_a_tflite_model_goes_into_the_version_only_if_it_passed_its_gate(tmp_path):
+    import shutil
+
+    base = str(tmp_path / "serving" / "m")
+    good = os.path.dirname(_servable(tmp_path / "good" / "Format-Serving", [_png()]))
+    _model(os.path.join(good, "tflite"), ("model.tflite", "labels.txt", "export.json"))
+    worse = shutil.copytree(good, str(tmp_path / "worse"))
+    refused = _executor_push(tmp_path, worse, blessed=True, base=base, tflite_passed=False)
+    version = os.path.join(base, refused.get_string_custom_property("pushed_version"))
+    assert refused.get_int_custom_property("pushed") == 1 and os.path.isfile(os.path.join(version, "saved_model.pb"))
+    assert not os.path.exists(os.path.join(version, "tflite"))  # the SavedModel is pushed all the same
+    assert refused.get_string_custom_property("tflite") == "not pushed: TFLite accuracy 0.5000 vs SavedModel 0.9000"
+    passed = _executor_push(tmp_path, good, blessed=True, base=base, tflite_passed=True)
+    version = os.path.join(base, passed.get_string_custom_property("pushed_version"))
+    assert sorted(os.listdir(os.path.join(version, "tflite"))) == ["labels.txt", "model.tflite"]
+    assert passed.get_string_custom_property("tflite") == "pushed"
+    assert sorted(os.listdir(base)) == sorted(str(v) for v in versions(base))  # no staging folder left

@@ -31,3 +31,29 @@ def test_per_class_precision_and_recall_from_the_confusion_matrix():
     assert rows[1] == {"class": "b", "support": 5, "precision": 4 / 6, "recall": 0.8}
     never = per_class_precision_recall([[0, 2], [0, 3]], ["a", "b"])[0]
     assert never["precision"] is None and never["recall"] == 0  # a: never predicted, never right
+
+
+def test_the_tflite_model_beside_the_saved_model_and_a_refusal_in_the_closing_line():
+    from tfx_image_finetune.components.tflite_gate.executor import verdict
+    from tfx_image_finetune.report.run_summary import tflite_line
+
+    measured = {"examples": 500, "saved_model_accuracy": 0.95, "tflite_accuracy": 0.93, "agreement": 0.96,
+                "tflite_bytes": 600_000, "saved_model_bytes": 4_500_000, "tflite_ms_per_image": 2.5,
+                "saved_model_ms_per_image": 9.0, "export": {"mode": "int8"}}
+    refused = verdict(measured, 0.01)
+    assert not refused["passed"] and "(2.0 points below; allowed 1.0 below)" in refused["reason"]
+    data = {**report_data(2), "tflite": refused}
+    page = render(data)
+    assert 'data-tflite-passed="0"' in page and "<th>TFLite (int8)</th>" in page and "NOT pushed" in page
+    assert "<td>0.9500</td><td>0.9300</td>" in page and "<td>4.50 MB</td><td>0.60 MB</td>" in page
+    assert "<td>9.0 ms</td><td>2.5 ms</td>" in page and "96.0%" in page
+    line = tflite_line(refused, {"pushed": True, "version": "1", "destination": "/s/m/1"})
+    assert line.startswith("TFLite (int8) NOT pushed: TFLite accuracy 0.9300 vs SavedModel 0.9500")
+    assert line.endswith("(the SavedModel push is unaffected)")
+    passed = verdict({**measured, "tflite_accuracy": 0.945}, 0.01)
+    assert passed["passed"] and 'data-tflite-passed="1"' in render({**report_data(2), "tflite": passed,
+                                                                     "push": {"pushed": True, "version": "1",
+                                                                              "destination": "/s", "tflite": "pushed"}})
+    assert tflite_line(passed, {"pushed": True, "destination": "/s/m/1", "tflite": "pushed"}).endswith(
+        "pushed: /s/m/1/tflite/model.tflite")
+    assert "No TFLite export" in render(report_data(2))

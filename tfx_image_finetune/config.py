@@ -30,6 +30,7 @@ class Strategy(enum.IntEnum):
 
 AUTO_STRATEGY = "auto"  # chosen by the Trainer from data size and a linear probe (trainer/strategy.py)
 CLASS_WEIGHTS = ("none", "balanced")
+TFLITE_MODES = ("none", "float", "int8")  # --tflite
 SOURCES = ("image_folder", "tfrecord")
 WEIGHTS_KEYWORDS = ("imagenet", "none")
 AUTO_BEAM_MODE = "auto"  # in_memory up to AUTO_IN_MEMORY_MAX_IMAGES local images, else multi_processing
@@ -100,6 +101,8 @@ class ModelConfig:
     unfreeze_fraction: float = 0.25
     unfreeze_from_layer: Optional[str] = None
     dropout: float = 0.2
+    # Also export a TFLite classifier (trainer/tflite.py): "none", "float" or "int8" (full-integer, uint8 in/out).
+    tflite: str = "none"
 
     def __post_init__(self) -> None:
         if self.strategy != AUTO_STRATEGY and isinstance(self.strategy, int) and self.strategy in set(Strategy):
@@ -148,6 +151,8 @@ class EvalConfig:
     accuracy_threshold: float = 0.6
     # A new model may be at most this much less accurate than the last blessed one.
     max_accuracy_drop: float = 1e-10
+    # --tflite: the TFLite model is pushed only if its test accuracy is at most this far below the SavedModel's.
+    tflite_max_accuracy_drop: float = 0.01
 
 
 @dataclass
@@ -286,6 +291,9 @@ class PipelineConfig:
                f"must be >= 0 (0 keeps all), got {self.serving.keep_versions}")
         _check(t.head_learning_rate > 0 and t.finetune_learning_rate > 0, "training.*_learning_rate", "must be > 0")
         _check(0.0 <= e.accuracy_threshold <= 1.0, "eval.accuracy_threshold", "must be in [0, 1]")
+        _check(m.tflite in TFLITE_MODES, "model.tflite (--tflite)", f"must be one of {TFLITE_MODES}, got {m.tflite!r}")
+        _check(0.0 <= e.tflite_max_accuracy_drop <= 1.0, "eval.tflite_max_accuracy_drop (--tflite-max-accuracy-drop)",
+               f"must be in [0, 1], got {e.tflite_max_accuracy_drop}")
         _check(
             self.runtime.direct_running_mode in BEAM_RUNNING_MODES,
             "runtime.direct_running_mode",

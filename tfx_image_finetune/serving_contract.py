@@ -28,6 +28,40 @@ SUMMARY_FILE = os.path.join(ASSETS_EXTRA, "training_summary.json")
 WARMUP_FILE = os.path.join(ASSETS_EXTRA, "tf_serving_warmup_requests")  # PredictionLog TFRecords
 SOURCE_MODEL_FILE = os.path.join(ASSETS_EXTRA, "source_model_uri")  # written by the pusher
 
+# --tflite: the TFLite classifier, in the Trainer's model artifact (<uri>/tflite/) and beside a pushed version
+# (<version>/tflite/). Input [1, S, S, 3] RGB pixels 0..255 (float32, or uint8 for int8), the [-1, 1]
+# rescaling inside; output [1, classes] probabilities in labels.txt order (float32, or uint8 + quantization).
+TFLITE_DIR = "tflite"
+TFLITE_FILE = "model.tflite"
+TFLITE_LABELS = "labels.txt"
+TFLITE_EXPORT_INFO = "export.json"  # in the Trainer's tflite/ only: mode, bytes, seconds the export took
+PIXEL_SCALE = 127.5  # Transform's images are pixels / PIXEL_SCALE - 1 (in [-1, 1])
+
+
+def pixels_of(scaled):
+    """Transform's [-1, 1] images back to RGB 0..255 (the TFLite model's input); numpy or TF."""
+    return (scaled + 1.0) * PIXEL_SCALE
+
+
+def tflite_probabilities(interpreter, pixels):
+    """One image's class probabilities (float32 numpy) from a TFLite interpreter of this contract: `pixels`
+    [S, S, 3] RGB 0..255; quantized inputs and outputs (int8 export) go through their quantization parameters."""
+    import numpy as np
+
+    given, answer = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    image = np.asarray(pixels, np.float32)[None]
+    if given["dtype"] != np.float32:
+        scale, zero = given["quantization"]
+        limits = np.iinfo(given["dtype"])
+        image = np.clip(np.round(image / scale + zero), limits.min, limits.max).astype(given["dtype"])
+    interpreter.set_tensor(given["index"], image)
+    interpreter.invoke()
+    out = interpreter.get_tensor(answer["index"])[0]
+    if answer["dtype"] != np.float32:
+        scale, zero = answer["quantization"]
+        out = (out.astype(np.float32) - zero) * scale
+    return out
+
 
 def versions(model_base: str) -> List[int]:
     """The versions TF Serving would see under <model_base>: all-digit folder names, oldest first."""

@@ -141,3 +141,15 @@ def run_fn(fn_args) -> None:
     summary = {"config": cfg.to_custom_config(), "history": history}
     warmup = raw_images(fn_args.eval_files, transform_cfg.image_key, WARMUP_REQUESTS)
     export_saved_model(module, fn_args.serving_model_dir, names, summary, warmup)
+    if model_cfg.tflite != "none":
+        export_tflite(model, names, cfg.image_size, model_cfg.tflite, fn_args.serving_model_dir,
+                      lambda: dataset(fn_args.train_files, False))
+
+
+def export_tflite(model, names, image_size: int, mode: str, serving_model_dir: str, images) -> None:
+    """--tflite: <model artifact>/tflite/ beside Format-Serving/; int8 calibrated on training images (`images`:
+    a dataset of (Transform output, label) batches)."""
+    from tfx_image_finetune.trainer import tflite
+
+    representative = tflite.representative_pixels(x.numpy() for x, _ in images()) if mode == "int8" else None
+    tflite.export(model, names, image_size, mode, os.path.dirname(serving_model_dir.rstrip("/")), representative)

@@ -20,6 +20,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
 from tfx_image_finetune.data_contract import MAX_IMAGE_PIXELS
+from tfx_image_finetune.serving_contract import PIXEL_SCALE
 from tfx_image_finetune.trainer import pixel_limit
 
 IMAGE_XF = "image_xf"
@@ -53,8 +54,13 @@ def decode_and_scale(encoded: tf.Tensor, image_size: int, max_pixels: int = MAX_
     images = tf.map_fn(
         decode_one, encoded, fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32)
     )
-    # Rescaling(scale=1/127.5, offset=-1), as in the recipe; the clip only guards float rounding.
-    return tf.clip_by_value(images / 127.5 - 1.0, -1.0, 1.0)
+    return scale_pixels(images)
+
+
+def scale_pixels(pixels: tf.Tensor) -> tf.Tensor:
+    """RGB 0..255 -> [-1, 1]: Rescaling(scale=1/127.5, offset=-1), as in the recipe (also inside the TFLite
+    export, trainer/tflite.py); the clip only guards float rounding."""
+    return tf.clip_by_value(pixels / PIXEL_SCALE - 1.0, -1.0, 1.0)
 
 
 def sorted_labels(values: List[Any]) -> List[str]:

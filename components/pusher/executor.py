@@ -31,7 +31,11 @@ from tfx.utils import io_utils, proto_utils
 from tfx_image_finetune.components.pusher import model_config
 from tfx_image_finetune.components.pusher.servable_check import check_servable
 from tfx_image_finetune.components.pusher.staging import MODEL_PREFIX, name as staging_name
-from tfx_image_finetune.serving_contract import SOURCE_MODEL_FILE, versions
+from tfx_image_finetune.components.tflite_gate.executor import PASSED_PROPERTY, REASON_PROPERTY
+from tfx_image_finetune.serving_contract import SOURCE_MODEL_FILE, TFLITE_DIR, TFLITE_FILE, TFLITE_LABELS, versions
+
+TFLITE_EVALUATION_KEY = "tflite_evaluation"  # the optional input: TFLiteGate's verdict
+TFLITE_PROPERTY = "tflite"  # on the PushedModel: "pushed", or "not pushed: <why>"
 
 
 def version_of(base: str, source_uri: str) -> Optional[int]:
@@ -45,7 +49,7 @@ def version_of(base: str, source_uri: str) -> Optional[int]:
 
 
 def push_atomically(model_path: str, base: str, source_uri: str,
-                    check: Optional[Callable[[str], object]] = None) -> int:
+                    check: Optional[Callable[[str], object]] = None, tflite_dir: Optional[str] = None) -> int:
     """Copy to a staging folder, run `check` on it (raises to refuse), rename it to the next version, and only
     then name it in the model config. The version is chosen, renamed into place and published under the
     serving dir's lock (`model_config.locked`), so two pushes of one model never pick the same number and
@@ -56,6 +60,10 @@ def push_atomically(model_path: str, base: str, source_uri: str,
     try:
         io_utils.copy_dir(model_path, staging)
         io_utils.write_string_file(os.path.join(staging, SOURCE_MODEL_FILE), source_uri)
+        if tflite_dir:  # --tflite: <version>/tflite/{model.tflite, labels.txt}, renamed into place with the version
+            fileio.makedirs(os.path.join(staging, TFLITE_DIR))
+            for name in (TFLITE_FILE, TFLITE_LABELS):
+                fileio.copy(os.path.join(tflite_dir, name), os.path.join(staging, TFLITE_DIR, name))
         if check is not None:
             check(staging)
         with model_config.locked(base):
@@ -117,6 +125,20 @@ def prune(base: str, keep: int) -> None:
                 fileio.remove(claim)
 
 
+def tflite_to_push(input_dict, model_uri: str):
+    """(the Trainer's tflite/ folder or None, what the PushedModel says about it or ''): only a TFLite model
+    that passed TFLiteGate is pushed; the SavedModel is pushed either way."""
+    evaluations = input_dict.get(TFLITE_EVALUATION_KEY) or []
+    if not evaluations:
+        return None, ""
+    evaluation = evaluations[0]
+    if evaluation.get_int_custom_property(PASSED_PROPERTY) == 1:
+        return os.path.join(model_uri, TFLITE_DIR), "pushed"
+    reason = evaluation.get_string_custom_property(REASON_PROPERTY)
+    logging.warning("Not pushing the TFLite model: %s.", reason)
+    return None, f"not pushed: {reason}"
+
+
 class Executor(tfx_pusher_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
@@ -137,7 +159,10 @@ class Executor(tfx_pusher_executor.Executor):
             if isinstance(custom_config, str):  # TFX passes it JSON-encoded
                 custom_config = json.loads(custom_config) or {}
             check = check_servable if custom_config.get("check_servable", True) else None
-            version = push_atomically(self.GetModelPath(input_dict), base, source_uri, check)
+            tflite_dir, tflite_note = tflite_to_push(input_dict, source_uri)
+            if tflite_note:
+                model_push.set_string_custom_property(TFLITE_PROPERTY, tflite_note)
+            version = push_atomically(self.GetModelPath(input_dict), base, source_uri, check, tflite_dir)
             logging.info("Pushed model version %d to %s", version, base)
             prune(base, int(custom_config.get("keep_versions", 0)))
         # Like TFX's Pusher, keep a copy in the PushedModel artifact, so lineage points at the pushed bytes:
