@@ -313,7 +313,7 @@ def test_tflite_flags_and_the_demo_showing_int8(tmp_path):
 
     assert cfg().model.tflite == "none" and cfg().eval.tflite_max_accuracy_drop == 0.01  # the defaults
     assert cfg("--tflite", "float", "--tflite-max-accuracy-drop", "0.02").eval.tflite_max_accuracy_drop == 0.02
-    assert cfg("--tflite", "float").trainer_config(2).to_custom_config()["model"]["tflite"] == "float"
+    assert TrainerConfig.of(cfg("--tflite", "float"), 2).to_custom_config()["model"]["tflite"] == "float"
 
     def demo(*flags):
         return config_from_args(build_parser().parse_args(["run", "--demo", *flags]))

@@ -130,7 +130,7 @@ def test_submit_without_a_template_compiles_one_first(tmp_path, monkeypatch, cap
 def test_tflite_export_travels_in_the_compiled_pipeline(tmp_path):
     """--tflite: the gate runs in the cloud too, between the Trainer and the Pusher, with the project's executor."""
     path = str(tmp_path / "pipeline.json")
-    assert main(["compile", *CLOUD, "--tflite", "int8", "--output", path]) == 0
+    assert main(["compile", *CLOUD, "--tflite", "int8", "--spec-file", path]) == 0
     with open(path) as f:
         doc = json.load(f)
     tasks = doc["pipelineSpec"]["root"]["dag"]["tasks"]
