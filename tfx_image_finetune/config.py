@@ -130,6 +130,8 @@ class TrainingConfig:
     # Start from the latest blessed model's weights when task (classes, image size, features) and network
     # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False
+    # Keras' mixed_float16 policy: float16 compute, float32 variables and outputs (GPU workers; slow on CPU).
+    mixed_precision: bool = False
 
 
 @dataclass
@@ -194,6 +196,9 @@ class CloudConfig:
     training_machine_type: str = "n1-standard-8"
     accelerator_type: str = "NVIDIA_TESLA_T4"
     accelerator_count: int = 1
+    # Machines that train together (MultiWorkerMirroredStrategy): the chief plus training_replicas - 1 workers,
+    # each of training_machine_type with its accelerators.
+    training_replicas: int = 1
     # Optional Vertex Pusher (model upload + endpoint deploy) beside the file-system push.
     vertex_endpoint: Optional[str] = None
 
@@ -302,6 +307,10 @@ def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
            "is required for a cloud compile (--split-folders train,validation or none)")
     _check(d.num_classes, "data.num_classes", "is required for a cloud compile (--num-classes)")
     _check(c.accelerator_count >= 1 or not c.vertex_training, "cloud.accelerator_count", "must be >= 1")
+    _check(c.training_replicas >= 1, "cloud.training_replicas (--training-replicas)",
+           f"must be >= 1, got {c.training_replicas}")
+    _check(c.training_replicas == 1 or c.vertex_training, "cloud.training_replicas (--training-replicas)",
+           "needs --vertex-training (the workers are Vertex AI Training replicas)")
     return cfg
 
 
