@@ -95,7 +95,9 @@ def check_agreed(strategy: tf.distribute.Strategy, value: float, what: str) -> N
     replicas = strategy.num_replicas_in_sync
     if replicas == 1:
         return
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(float(value))), axis=None)
+    summed = tf.function(lambda: strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                                 strategy.run(lambda: tf.constant(float(value))), axis=None))
+    total = summed()
     if abs(float(total) - replicas * float(value)) > 1e-6 * max(1.0, abs(float(value)) * replicas):
         raise WorkersDisagreeError(f"the training workers disagree on {what}: this one has {value}, the "
                                    f"{replicas} replicas sum to {float(total)}")

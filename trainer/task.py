@@ -114,14 +114,15 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
     log.info("training input: %s", "decoded images cached in memory" if data_input["in_memory"] else
              f"streamed (decoded images {data_input['decoded_mib']} MiB > cache budget {training_cfg.cache_budget_mb} MiB)")
 
-    def dataset(files, training):
+    def dataset(files, training, examples):
         return make_dataset(files, tft_output, transform_cfg.label_key, training_cfg.batch_size, training,
-                            data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed)
+                            data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed, cluster.workers,
+                            examples)
 
     weights = keras_weights(model_cfg)
     with distribution.scope():
         model, base = build_model(model_cfg, len(names), weights, training_cfg.seed)
-    train_ds = dataset(fn_args.train_files, True)
+    train_ds = dataset(fn_args.train_files, True, sum(train_counts.values()))
     if weights is None:
         calibrate_batchnorm(model, base, tf.concat([x for x, _ in train_ds.take(4)], axis=0))
     decision = choose_strategy(model, model_cfg, fn_args.train_files, tft_output, transform_cfg.label_key, names,
@@ -131,7 +132,7 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
                                     unfreeze_fraction=decision["unfreeze_fraction"] or model_cfg.unfreeze_fraction)
     keras.utils.set_random_seed(training_cfg.seed)  # training draws the same randomness, probe or not
     class_weight = class_weights(names, train_counts) if training_cfg.class_weight == "balanced" else None
-    eval_ds = dataset(fn_args.eval_files, False)
+    eval_ds = dataset(fn_args.eval_files, False, eval_count)
     feature_keys = (transform_cfg.image_key, transform_cfg.label_key)
     warm = warm_start(model, fn_args.base_model, names, model_cfg, feature_keys, eval_ds) if training_cfg.warm_start else None
     with output_dir(fn_args.model_run_dir, cluster) as run_dir:  # another worker's logs: scratch, removed
@@ -149,6 +150,10 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
         write_history(history, os.path.join(run_dir, "history.json"))
     log.info("%s: %d training steps, weights digest %s", cluster.name,
              sum(row["steps"] for row in history["epochs"]), weights_digest(model))
+    if distribution.num_replicas_in_sync > 1:  # a SavedModel signature cannot capture distributed variables
+        trained = model
+        model, _ = build_model(model_cfg, len(names), None, training_cfg.seed)
+        model.set_weights(trained.get_weights())
     module = ServingModule(model, tft_output, names, transform_cfg.image_key, transform_cfg.label_key)
     summary = {"config": cfg.to_custom_config(), "history": history}
     warmup = raw_images(fn_args.eval_files, transform_cfg.image_key, WARMUP_REQUESTS)
