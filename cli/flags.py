@@ -159,6 +159,9 @@ CONFIG_FLAGS = {
         Flag("--warm-start", "training.warm_start", "start from the latest blessed model's weights when "
                                                     "it solves the same task (class list, image size, features) with the same "
                                                     "network (backbone, alpha)", switch=True),
+        Flag("--mixed-precision", "training.mixed_precision", "float16 compute with float32 variables and "
+                                                              "outputs (Keras mixed_float16; for GPU workers)",
+             switch=True),
     ],
     "evaluation and push": [
         Flag("--accuracy-threshold", "eval.accuracy_threshold", "bless at or above this accuracy", type=float),
@@ -204,6 +207,9 @@ CLOUD_FLAGS = [
     Flag("--training-machine-type", "cloud.training_machine_type", "Vertex AI Training machine type"),
     Flag("--accelerator-type", "cloud.accelerator_type", "Vertex AI Training accelerator"),
     Flag("--accelerator-count", "cloud.accelerator_count", "accelerators per worker", type=int),
+    Flag("--training-replicas", "cloud.training_replicas", "machines that train together with "
+                                                           "MultiWorkerMirroredStrategy: the chief and N-1 workers "
+                                                           "(needs --vertex-training)", type=int),
     Flag("--vertex-endpoint", "cloud.vertex_endpoint", "also upload the blessed model to Vertex AI and deploy "
                                                        "it to this endpoint"),
 ]

@@ -144,27 +144,24 @@ def hyperparameters(cfg: PipelineConfig, for_kfp: bool) -> TrainingHyperparamete
 
 
 def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
-    """The Trainer: in-process, or on Vertex AI Training with a GPU worker pool when the config asks."""
+    """The Trainer: in-process, or on Vertex AI Training (a GPU worker pool; several machines with --training-replicas)."""
     custom_config = TrainerConfig.of(cfg, num_classes).to_custom_config()
     if not cfg.cloud.vertex_training:
         return tfx.components.Trainer(custom_config=custom_config, **kwargs)
     vertex = tfx.extensions.google_cloud_ai_platform
     c = cfg.cloud
+    def pool(replicas: int) -> dict:
+        return {"machine_spec": {"machine_type": c.training_machine_type, "accelerator_type": c.accelerator_type,
+                                 "accelerator_count": c.accelerator_count},
+                "replica_count": replicas, "container_spec": {"image_uri": c.image_uri}}
+
+    # Pool 0 is the chief; pool 1 the other workers. Vertex AI sets TF_CONFIG in each (chief / worker), and
+    # TFX runs the Trainer executor in every replica (trainer/distribute.py: the chief alone exports).
+    pools = [pool(1)] + ([pool(c.training_replicas - 1)] if c.training_replicas > 1 else [])
     custom_config.update({
         vertex.ENABLE_VERTEX_KEY: True,
         vertex.VERTEX_REGION_KEY: c.region,
-        vertex.TRAINING_ARGS_KEY: {
-            "project": c.project,
-            "worker_pool_specs": [{
-                "machine_spec": {
-                    "machine_type": c.training_machine_type,
-                    "accelerator_type": c.accelerator_type,
-                    "accelerator_count": c.accelerator_count,
-                },
-                "replica_count": 1,
-                "container_spec": {"image_uri": c.image_uri},
-            }],
-        },
+        vertex.TRAINING_ARGS_KEY: {"project": c.project, "worker_pool_specs": pools},
     })
     return vertex.Trainer(custom_config=custom_config, **kwargs)
 

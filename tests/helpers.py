@@ -160,3 +160,17 @@ def tfma_evaluation(folder, labels, scores, num_classes, accuracy_threshold=0.5,
     with beam.Pipeline() as p:
         _ = p | source.BeamSource() | tfma.ExtractEvaluateAndWriteResults(eval_config=config, output_path=output)
     return output
+
+
+def trainer_inputs(images: str, root, image_size: int = 32):
+    """What TFX hands the Trainer, made from an image folder: ExampleGen's TFRecords (train/selection file
+    patterns) and Transform's output analyzed over the train split."""
+    run_example_gen(images, str(root / "gen"))
+    split = {s: os.path.join(str(root), "gen", "examples", f"Split-{s}", "*") for s in ("train", "selection")}
+    rows = []
+    for record in tf.data.TFRecordDataset(tf.io.gfile.glob(split["train"]), compression_type="GZIP"):
+        f = tf.train.Example.FromString(record.numpy()).features.feature
+        rows.append({"image": [f["image"].bytes_list.value[0]], "label": [f["label"].bytes_list.value[0]]})
+    analyze_and_transform(rows, tf.io.FixedLenFeature([1], tf.string), root, image_size=image_size)
+    return {"train_files": [split["train"]], "eval_files": [split["selection"]],
+            "transform_output": str(root / "transform_fn")}

@@ -1,6 +1,7 @@
 """Compile for Vertex AI / Kubeflow (KFP v2) and dry-run a submit: no credentials, no network."""
 
 import json
+import os
 
 import pytest
 from google.protobuf import json_format
@@ -18,7 +19,8 @@ CLOUD = ["--target", "vertex", "--project", "my-proj", "--region", "europe-west4
 def spec(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("kfp") / "pipeline.json")
     assert main(["compile", *CLOUD, "--image", "europe-docker.pkg.dev/my-proj/repo/tfx-image-finetune:1",
-                 "--dataflow", "--vertex-training", "--accelerator-count", "2", "--vertex-endpoint", "cats",
+                 "--dataflow", "--vertex-training", "--accelerator-count", "2", "--training-replicas", "3",
+                 "--vertex-endpoint", "cats",
                  "--beam-arg", "Transform=--machine_type=n1-highmem-16", "--spec-file", path]) == 0
     with open(path) as f:
         return path, json.load(f)
@@ -82,8 +84,10 @@ def test_runtime_parameters_and_vertex_training(spec):
     trainer_config = json.loads(
         doc["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
         ["runtimeValue"]["constantValue"]["stringValue"])
-    pool = trainer_config["ai_platform_training_args"]["worker_pool_specs"][0]
-    assert pool["machine_spec"]["accelerator_count"] == 2
+    chief, workers = trainer_config["ai_platform_training_args"]["worker_pool_specs"]  # 3 machines train together
+    assert chief["replica_count"] == 1 and workers["replica_count"] == 2
+    assert chief["machine_spec"] == workers["machine_spec"] and chief["machine_spec"]["accelerator_count"] == 2
+    assert chief["container_spec"] == workers["container_spec"]
     assert trainer_config["ai_platform_enable_vertex"] is True
     schema_file = doc["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"]["parameters"]["schema_file"]
     assert schema_file["runtimeValue"]["constantValue"]["stringValue"] == "/pipeline/schema/schema.pbtxt"
@@ -114,6 +118,16 @@ def test_cloud_config_errors_come_before_compiling(args, message, tmp_path):
     assert proc.returncode == 2 and message in proc.stderr
     assert imported == [], imported  # nothing heavy was imported
     assert not (tmp_path / "p.json").exists()
+
+
+def test_training_replicas_need_vertex_training_and_at_least_one(tmp_path, capsys):
+    spec = str(tmp_path / "p.json")
+    for args, message in [(["--training-replicas", "2"], "(--training-replicas) needs --vertex-training"),
+                          (["--vertex-training", "--training-replicas", "0"], "must be >= 1, got 0")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["compile", *CLOUD, *args, "--spec-file", spec])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not os.path.exists(spec)
 
 
 def test_submit_without_a_template_compiles_one_first(tmp_path, monkeypatch, capsys):

@@ -141,6 +141,8 @@ class TrainingConfig:
     # Start from the latest blessed model's weights when task (classes, image size, features) and network
     # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False
+    # Keras' mixed_float16 policy: float16 compute, float32 variables and outputs (GPU workers; slow on CPU).
+    mixed_precision: bool = False
 
 
 @dataclass
@@ -207,6 +209,9 @@ class CloudConfig:
     training_machine_type: str = "n1-standard-8"
     accelerator_type: str = "NVIDIA_TESLA_T4"
     accelerator_count: int = 1
+    # Machines that train together (MultiWorkerMirroredStrategy): the chief plus training_replicas - 1 workers,
+    # each of training_machine_type with its accelerators.
+    training_replicas: int = 1
     # Optional Vertex Pusher (model upload + endpoint deploy) beside the file-system push.
     vertex_endpoint: Optional[str] = None
 
@@ -324,6 +329,10 @@ def validate_for_cloud(cfg: PipelineConfig) -> PipelineConfig:
     _check(not d.fail_on_drift, "data.fail_on_drift (--fail-on-drift)", "is for local runs only: finding the "
            "replaced model's data takes a resolver strategy that Vertex AI / Kubeflow pipelines cannot compile")
     _check(c.accelerator_count >= 1 or not c.vertex_training, "cloud.accelerator_count", "must be >= 1")
+    _check(c.training_replicas >= 1, "cloud.training_replicas (--training-replicas)",
+           f"must be >= 1, got {c.training_replicas}")
+    _check(c.training_replicas == 1 or c.vertex_training, "cloud.training_replicas (--training-replicas)",
+           "needs --vertex-training (the workers are Vertex AI Training replicas)")
     return cfg
 
 

@@ -9,6 +9,7 @@ here instead. Two ways, chosen by `choose_input` from the example count, the ima
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Dict, List
 
@@ -18,6 +19,7 @@ import tensorflow_transform as tft
 from tfx_image_finetune.data_contract import EXAMPLES_COMPRESSION
 from tfx_image_finetune.trainer.transform import IMAGE_XF, LABEL_XF, checked_label_ids, label_names
 
+log = logging.getLogger(__name__)
 _DECODE_BATCH = 64
 STREAM_SHUFFLE_RECORDS = 4096  # encoded images in the streamed shuffle buffer (~25 KB each for photos)
 MIB = 1024 ** 2
@@ -67,9 +69,45 @@ def make_dataset(
     in_memory: bool = True,
     shuffle_buffer: int = 1000,
     seed: int = 42,
+    workers: int = 1,
+    examples: int = 0,
 ) -> tf.data.Dataset:
+    """(images, labels) batches of `batch_size`; on several workers that is the global batch, which
+    tf.distribute splits, each worker reading its part of the files (or, with fewer files than workers, of
+    the `examples`)."""
     transform = transform_fn(tft_output, label_key)
     files = list_files(file_patterns)
+    if workers > 1 and len(files) < workers and examples:
+        batch_size = splittable_batch_size(examples, batch_size, workers)
+    return _make(files, transform, batch_size, training, in_memory, shuffle_buffer, seed).with_options(
+        sharded_by(len(files), workers))
+
+
+def splittable_batch_size(examples: int, batch_size: int, workers: int) -> int:
+    """The batch size nearest `batch_size` whose last batch is empty or has an example for every worker.
+
+    Sharded by example, tf.distribute splits each global batch between the workers: a last batch of fewer
+    examples than workers hands some worker an empty batch, which the backbone's convolutions refuse (measured
+    here: 25 examples in batches of 8 on 2 workers failed in MobileNetV2's first depthwise convolution)."""
+    for delta in range(batch_size):
+        for size in (batch_size + delta, batch_size - delta):
+            if size >= 1 and (examples % size == 0 or examples % size >= workers):
+                if size != batch_size:
+                    log.info("global batch size %d instead of %d: %d examples leave every one of %d workers a "
+                             "last batch", size, batch_size, examples, workers)
+                return size
+    return batch_size
+
+
+def sharded_by(files: int, workers: int) -> tf.data.Options:
+    """tf.distribute's auto-sharding: by file where every worker gets one, else by example (AUTO would fail)."""
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy
+    options.experimental_distribute.auto_shard_policy = policy.FILE if files >= workers else policy.DATA
+    return options
+
+
+def _make(files, transform, batch_size, training, in_memory, shuffle_buffer, seed) -> tf.data.Dataset:
     if in_memory:
         ds = tf.data.TFRecordDataset(files, compression_type=EXAMPLES_COMPRESSION)
         ds = ds.batch(_DECODE_BATCH).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()

@@ -109,7 +109,8 @@ def build_model(
     x = base(x, training=False)  # BatchNorm stays in inference mode, even once unfrozen
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = keras.layers.Dropout(model_cfg.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1 if num_classes == 2 else num_classes, name="logits")(x)
+    # float32 logits also under --mixed-precision (float16 compute): losses and probabilities stay float32
+    outputs = keras.layers.Dense(1 if num_classes == 2 else num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"{backbone.name}_finetune"), base
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 
@@ -11,6 +12,8 @@ import tensorflow_transform as tft
 
 from tfx_image_finetune.component_configs import TrainerConfig
 from tfx_image_finetune.config import ModelConfig
+from tfx_image_finetune.trainer.distribute import (PEER_FAILURES, Cluster, check_agreed, device_distribution,
+                                                  lost_worker, mixed_precision, output_dir, wait_for_chief_export)
 from tfx_image_finetune.trainer.data import choose_input, label_counts, make_dataset, raw_images
 from tfx_image_finetune.trainer.export import ServingModule, export_saved_model
 from tfx_image_finetune.trainer.model import build_model, calibrate_batchnorm, keras_weights
@@ -50,15 +53,6 @@ def check_training_examples(names, train_counts) -> None:
                              f"split); training examples per class: {train_counts}")
 
 
-def device_distribution() -> tf.distribute.Strategy:
-    """MirroredStrategy across the GPUs of a multi-GPU worker (e.g. a Vertex AI Training pool), else default."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def class_weights(names, train_counts):
     """--class-weight balanced: {class: total / (classes * count)}, so every class weighs the same in the loss."""
     total = sum(train_counts[n] for n in names)
@@ -93,7 +87,21 @@ def warm_start(model, base_model, names, model_cfg: ModelConfig, features, eval_
 
 
 def run_fn(fn_args) -> None:
+    """Train and export; on several workers (TF_CONFIG) all train, the chief alone exports (distribute.py)."""
+    cluster = Cluster.from_env()
+    distribution = device_distribution(cluster)  # first: a multi-worker strategy needs a TF that ran no op yet
     cfg = TrainerConfig.from_custom_config(fn_args.custom_config).with_hyperparameters(fn_args.hyperparameters)
+    try:
+        with mixed_precision(cfg.training.mixed_precision):
+            _train_and_export(fn_args, cfg, cluster, distribution)
+    except PEER_FAILURES as err:
+        if cluster.workers == 1:
+            raise
+        raise lost_worker(err, cluster) from err
+    wait_for_chief_export(fn_args.serving_model_dir, cluster)
+
+
+def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distribution) -> None:
     transform_cfg, model_cfg, training_cfg = cfg.transform, cfg.model, cfg.training
     keras.utils.set_random_seed(training_cfg.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -106,44 +114,54 @@ def run_fn(fn_args) -> None:
     log.info("training input: %s", "decoded images cached in memory" if data_input["in_memory"] else
              f"streamed (decoded images {data_input['decoded_mib']} MiB > cache budget {training_cfg.cache_budget_mb} MiB)")
 
-    def dataset(files, training):
+    def dataset(files, training, examples):
         return make_dataset(files, tft_output, transform_cfg.label_key, training_cfg.batch_size, training,
-                            data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed)
+                            data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed, cluster.workers,
+                            examples)
 
     weights = keras_weights(model_cfg)
-    distribution = device_distribution()
     with distribution.scope():
         model, base = build_model(model_cfg, len(names), weights, training_cfg.seed)
-    train_ds = dataset(fn_args.train_files, True)
+    train_ds = dataset(fn_args.train_files, True, sum(train_counts.values()))
     if weights is None:
         calibrate_batchnorm(model, base, tf.concat([x for x, _ in train_ds.take(4)], axis=0))
     decision = choose_strategy(model, model_cfg, fn_args.train_files, tft_output, transform_cfg.label_key, names,
                                train_counts)
+    check_agreed(distribution, int(decision["used"]) + (decision["unfreeze_fraction"] or 0), "the fine-tuning strategy")
     model_cfg = dataclasses.replace(model_cfg, strategy=decision["used"],
                                     unfreeze_fraction=decision["unfreeze_fraction"] or model_cfg.unfreeze_fraction)
     keras.utils.set_random_seed(training_cfg.seed)  # training draws the same randomness, probe or not
     class_weight = class_weights(names, train_counts) if training_cfg.class_weight == "balanced" else None
-    eval_ds = dataset(fn_args.eval_files, False)
+    eval_ds = dataset(fn_args.eval_files, False, eval_count)
     feature_keys = (transform_cfg.image_key, transform_cfg.label_key)
     warm = warm_start(model, fn_args.base_model, names, model_cfg, feature_keys, eval_ds) if training_cfg.warm_start else None
-    history = train_two_phases(
-        model, base, train_ds, eval_ds,
-        len(names), model_cfg, training_cfg, fn_args.model_run_dir, distribution,
-        class_weight={names.index(n): w for n, w in class_weight.items()} if class_weight else None,
-        feature_budget_bytes=data_input["feature_budget_bytes"], train_examples=sum(train_counts.values()),
-    )
-    history.update({"classes": names, "train_examples_per_class": train_counts,
-                    "weights": model_cfg.weights if weights else "none (random init)",
-                    "strategy": decision, "class_weight": class_weight, "warm_start": warm,
-                    "input": data_input})
-    write_history(history, os.path.join(fn_args.model_run_dir, "history.json"))
+    with output_dir(fn_args.model_run_dir, cluster) as run_dir:  # another worker's logs: scratch, removed
+        history = train_two_phases(
+            model, base, train_ds, eval_ds,
+            len(names), model_cfg, training_cfg, run_dir, distribution,
+            class_weight={names.index(n): w for n, w in class_weight.items()} if class_weight else None,
+            feature_budget_bytes=data_input["feature_budget_bytes"], train_examples=sum(train_counts.values()),
+        )
+        history.update({"classes": names, "train_examples_per_class": train_counts,
+                        "weights": model_cfg.weights if weights else "none (random init)",
+                        "strategy": decision, "class_weight": class_weight, "warm_start": warm,
+                        "input": data_input, "workers": cluster.workers,
+                        "replicas": distribution.num_replicas_in_sync})
+        write_history(history, os.path.join(run_dir, "history.json"))
+    log.info("%s: %d training steps, weights digest %s", cluster.name,
+             sum(row["steps"] for row in history["epochs"]), weights_digest(model))
+    if distribution.num_replicas_in_sync > 1:  # a SavedModel signature cannot capture distributed variables
+        trained = model
+        model, _ = build_model(model_cfg, len(names), None, training_cfg.seed)
+        model.set_weights(trained.get_weights())
     module = ServingModule(model, tft_output, names, transform_cfg.image_key, transform_cfg.label_key)
     summary = {"config": cfg.to_custom_config(), "history": history}
     warmup = raw_images(fn_args.eval_files, transform_cfg.image_key, WARMUP_REQUESTS)
-    export_saved_model(module, fn_args.serving_model_dir, names, summary, warmup)
-    if model_cfg.tflite != "none":
+    with output_dir(fn_args.serving_model_dir, cluster) as export_dir:  # every worker saves (MWMS), one keeps it
+        export_saved_model(module, export_dir, names, summary, warmup)
+    if model_cfg.tflite != "none" and cluster.is_chief:  # no collectives in a conversion: the chief alone
         export_tflite(model, names, cfg.image_size, model_cfg.tflite, fn_args.serving_model_dir,
-                      lambda: dataset(fn_args.train_files, False))
+                      lambda: dataset(fn_args.train_files, False, sum(train_counts.values())))
 
 
 def export_tflite(model, names, image_size: int, mode: str, serving_model_dir: str, images) -> None:
@@ -153,3 +171,11 @@ def export_tflite(model, names, image_size: int, mode: str, serving_model_dir: s
 
     representative = tflite.representative_pixels(x.numpy() for x, _ in images()) if mode == "int8" else None
     tflite.export(model, names, image_size, mode, os.path.dirname(serving_model_dir.rstrip("/")), representative)
+
+
+def weights_digest(model) -> str:
+    """sha256 of the model's weights: equal on every worker of a synchronous multi-worker training."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(weights.tobytes())
+    return digest.hexdigest()[:16]

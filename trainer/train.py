@@ -19,17 +19,24 @@ log = logging.getLogger(__name__)
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Each epoch's wall time, validation included (history.json's `epoch_seconds`)."""
+    """Each epoch's wall time, validation included, and its training steps (history.json's `epoch_seconds`,
+    `steps`: on several workers, each worker's steps are the same global steps)."""
 
     def __init__(self):
         super().__init__()
         self.seconds: List[float] = []
+        self.steps: List[int] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.monotonic()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(round(time.monotonic() - self._start, 2))
+        self.steps.append(self._steps)
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -128,7 +135,7 @@ def train_two_phases(
         log.info("phase %d: fit %.1f s, of which epochs %.1f s", phase, seconds[f"phase_{phase}"], sum(clock.seconds))
         for i, epoch in enumerate(history.epoch):
             row = {"epoch": epoch + 1, "phase": phase, "trainable_params": _count(model.trainable_weights),
-                   "epoch_seconds": clock.seconds[i]}
+                   "epoch_seconds": clock.seconds[i], "steps": clock.steps[i]}
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
