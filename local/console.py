@@ -91,6 +91,12 @@ FD2_NOISE: Tuple[str, ...] = (
     # TF 2.16 logs a W line each time a tf.data iterator reaches its end (every epoch, evaluation, export).
     r"Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence",
     r"^\s*\[\[\{\{node IteratorGetNext\}\}\]\]\s*$",  # the same message's continuation lines
+    # The TFLite converter (--tflite): absl's start-up notice, two W lines about options TF itself sets, the
+    # quantizer's summary line (printed, not logged), and the interpreter's XNNPACK line (TFLiteGate, predict).
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"tf_tfl_flatbuffer_helpers\.cc:\d+\] Ignored (output_format|drop_control_dependency)",
+    r"^fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$",
+    r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$",
 )
 
 # The filter fd 2 is routed through in quiet mode: a process of its own, so that what a crashing run writes last

@@ -161,7 +161,8 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
         export_saved_model(module, export_dir, names, summary, warmup)
     if model_cfg.tflite != "none" and cluster.is_chief:  # no collectives in a conversion: the chief alone
         export_tflite(model, names, cfg.image_size, model_cfg.tflite, fn_args.serving_model_dir,
-                      lambda: dataset(fn_args.train_files, False, sum(train_counts.values())))
+                      lambda: make_dataset(fn_args.train_files, tft_output, transform_cfg.label_key,
+                                           training_cfg.batch_size, False, in_memory=False))  # read, not cached
 
 
 def export_tflite(model, names, image_size: int, mode: str, serving_model_dir: str, images) -> None:
