@@ -6,19 +6,16 @@ kubeflow/, report/, serving/, pipeline/, components/, trainer/, schema/) are map
 collides with `kubeflow.*` (the Kubeflow SDKs' namespace), PyPI's `schema`, or other generic names.
 """
 
-from setuptools import setup
+import os
+
+from setuptools import find_packages, setup
 
 NAME = "tfx_image_finetune"
 FOLDERS = ["cli", "local", "kubeflow", "report", "serving", "pipeline", "components", "trainer", "schema"]
-SUBPACKAGES = [
-    "components.evaluator",
-    "components.image_folder_example_gen",
-    "components.validation_gate",
-    "components.hyperparameters",
-    "components.pusher",
-    "components.tfrecord_example_gen",
-    "components.tflite_gate",
-]
+# Every package inside those folders (components/<component>/, ...), found rather than listed: a new component's
+# folder cannot be left out of the wheel and the pipeline image.
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUBPACKAGES = [f"{folder}.{sub}" for folder in FOLDERS for sub in find_packages(os.path.join(HERE, folder))]
 
 setup(
     name="tfx-image-finetune",
