@@ -29,14 +29,10 @@ class EpochClock(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.monotonic()
-        self._steps = 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch, logs=None):  # no batch hook: Keras then skips its per-batch Python calls
         self.seconds.append(round(time.monotonic() - self._start, 2))
-        self.steps.append(self._steps)
+        self.steps.append(int(self.params.get("steps") or 0))
 
 
 class KeepBestWeights(keras.callbacks.Callback):
