@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Optional
 
 import apache_beam as beam
 import tensorflow as tf
@@ -85,6 +85,15 @@ def count_per_split(example_splits: Dict[str, Any], rows_dir: str, label_key: st
             | f"WriteCounts[{split}]" >> beam.io.WriteToText(os.path.join(rows_dir, f"counts-{split}"),
                                                              file_name_suffix=".jsonl")
         )
+
+
+def read_report(report_uri: str) -> Optional[Dict[str, Any]]:
+    """report.json of an ingest report artifact (local or gs:// folder), None when it has none."""
+    path = os.path.join(report_uri, REPORT_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def read_counts(rows_dir: str) -> Dict[str, Dict[str, int]]:

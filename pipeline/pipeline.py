@@ -19,6 +19,7 @@ from tfx_image_finetune.components.pusher.component import ServingDirPusher
 from tfx_image_finetune.components.tfrecord_example_gen.component import TFRecordExampleGen
 from tfx_image_finetune.components.tflite_gate.component import TFLiteGate
 from tfx_image_finetune.components.validation_gate.component import ValidationGate
+from tfx_image_finetune.components.trainer.component import Trainer
 from tfx_image_finetune.component_configs import HYPERPARAMETERS, TrainerConfig, TransformConfig
 from tfx_image_finetune.config import PipelineConfig
 from tfx_image_finetune.data_contract import INGEST_REPORT_KEY, SELECTION_SPLIT, TEST_SPLIT, TRAIN_SPLIT
@@ -147,7 +148,9 @@ def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
     """The Trainer: in-process, or on Vertex AI Training (a GPU worker pool; several machines with --training-replicas)."""
     custom_config = TrainerConfig.of(cfg, num_classes).to_custom_config()
     if not cfg.cloud.vertex_training:
-        return tfx.components.Trainer(custom_config=custom_config, **kwargs)
+        return Trainer(custom_config=custom_config, **kwargs)
+    from tfx_image_finetune.components.trainer.vertex import VertexTrainer
+
     vertex = tfx.extensions.google_cloud_ai_platform
     c = cfg.cloud
     def pool(replicas: int) -> dict:
@@ -163,7 +166,7 @@ def trainer(cfg: PipelineConfig, num_classes: int, **kwargs):
         vertex.VERTEX_REGION_KEY: c.region,
         vertex.TRAINING_ARGS_KEY: {"project": c.project, "worker_pool_specs": pools},
     })
-    return vertex.Trainer(custom_config=custom_config, **kwargs)
+    return VertexTrainer(custom_config=custom_config, **kwargs).with_id("Trainer")
 
 
 def vertex_pusher(cfg: PipelineConfig, model, blessing):
@@ -245,6 +248,7 @@ def create_pipeline(cfg: PipelineConfig, beam_pipeline_args: Optional[List[str]]
         hyperparameters=hparams.outputs["hyperparameters"],
         run_fn=RUN_FN,
         examples=gen.outputs["examples"],
+        ingest_report=gen.outputs[INGEST_REPORT_KEY],  # the examples per class, counted by ExampleGen
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),

@@ -139,6 +139,7 @@ def per_class_section(ev: Optional[Dict[str, Any]], classes: Optional[List[str]]
 
 def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comparator: str = "linf") -> Dict[str, Any]:
     """Everything the page shows, for the latest run recorded in `<output_dir>/metadata.sqlite`."""
+    from tfx_image_finetune.components import ingest_report
     from tfx_image_finetune.components.evaluator.executor import BASELINE_PROPERTY
     from tfx_image_finetune.report import run_summary
 
@@ -154,7 +155,7 @@ def collect(output_dir: str, drift_threshold: Optional[float] = None, drift_comp
     data: Dict[str, Any] = {"run_id": run.name if run else "unknown", "output_dir": os.path.abspath(output_dir)}
     examples = _latest(s, "Examples", ctx)
     ingest = _latest(s, "tfx_image_finetune.ImageIngestReport", ctx)
-    data["ingest"] = _read_json(os.path.join(ingest.uri, "report.json")) if ingest else None
+    data["ingest"] = ingest_report.read_report(ingest.uri) if ingest else None
     # Examples per split and class as ExampleGen counted them in Beam (the closing lines read the same).
     data["split_counts"] = (data["ingest"] or {}).get("examples_per_split") or {}
     model_run = _latest(s, "ModelRun", ctx)

@@ -116,13 +116,11 @@ def format_metrics(metrics: Dict[str, float]) -> str:
 def ingest_report(metadata_path: str) -> Tuple[Optional[str], Dict[str, Any]]:
     """(path, content) of the latest ExampleGen ingest report recorded in MLMD, or (None, {})."""
     from tfx_image_finetune.components.image_folder_example_gen.component import ImageIngestReport
+    from tfx_image_finetune.components.ingest_report import REPORT_FILE, read_report
 
     uri = latest_artifact_uri(metadata_path, ImageIngestReport.TYPE_NAME)
-    path = os.path.join(uri, "report.json") if uri else None
-    if not path or not os.path.exists(path):
-        return None, {}
-    with open(path) as f:
-        return path, json.load(f)
+    report = read_report(uri) if uri else None
+    return (os.path.join(uri, REPORT_FILE), report) if report is not None else (None, {})
 
 
 def kept_ingest_report(pipeline_root: str, after_execution_id: int = 0) -> Tuple[Optional[str], Dict[str, Any]]:

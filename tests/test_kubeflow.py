@@ -80,7 +80,16 @@ def test_runtime_parameters_and_vertex_training(spec):
     task = doc["pipelineSpec"]["root"]["dag"]["tasks"]["TrainingHyperparameters"]
     assert task["inputs"]["parameters"]["head_epochs"] == {"componentInputParameter": "head_epochs"}
     executors = doc["pipelineSpec"]["deploymentSpec"]["executors"]
-    assert "google_cloud_ai_platform.trainer" in " ".join(executors["Trainer_executor"]["container"]["args"])
+    # The executor that starts a Vertex AI Training job (TFX's), with ExampleGen's counts from the ingest report
+    args = executors["Trainer_executor"]["container"]["args"]
+    executor_class = args[args.index("--executor_class_path") + 1]
+    from tfx.extensions.google_cloud_ai_platform.trainer.executor import GenericExecutor
+    from tfx.utils import import_utils
+
+    assert issubclass(import_utils.import_class_by_path(executor_class), GenericExecutor)
+    trainer_inputs = doc["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["artifacts"]
+    assert trainer_inputs["ingest_report"]["taskOutputArtifact"] == {"outputArtifactKey": "ingest_report",
+                                                                      "producerTask": "ImageFolderExampleGen"}
     trainer_config = json.loads(
         doc["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
         ["runtimeValue"]["constantValue"]["stringValue"])

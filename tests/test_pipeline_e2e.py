@@ -64,6 +64,12 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run, first_run_log):
     assert history["epochs"][1]["trainable_params"] > history["epochs"][0]["trainable_params"]
     assert history["classes"] == ["night", "sunny"]  # sorted names are the class ids
     assert set(history["train_examples_per_class"]) == {"night", "sunny"}
+    # ... as ExampleGen counted them (its ingest report), not by a pass of the Trainer's own over the TFRecords
+    ingest = json.load(open(tf.io.gfile.glob(os.path.join(root, "ImageFolderExampleGen/ingest_report/*/report.json"))[0]))
+    assert history["train_examples_per_class"] == ingest["examples_per_split"]["train"]
+    trainer_log = [m for m in first_run_log.messages if m.startswith("tfx_image_finetune.trainer.task: ")]
+    assert [m for m in trainer_log if "training examples per class" in m]  # its lines are recorded ...
+    assert not [m for m in trainer_log if "no ingest report counts" in m]  # ... and it did not count
     assert tf.io.gfile.glob(os.path.join(root, "Trainer/model_run/*/train/events.out.tfevents.*"))
     # The Evaluator blessed on the test split, which neither trained nor selected the model.
     assert md.eval_metrics(cfg.metadata_path)["example_count"] == _count(root, "ImageFolderExampleGen", "test")

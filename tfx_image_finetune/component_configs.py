@@ -20,6 +20,10 @@ HYPERPARAMETERS = {
     "finetune_learning_rate": float,
 }
 
+# The Trainer's custom_config key, added at execution by components/trainer: {"train"|"eval": {class: examples}}
+# from the ExampleGen's ingest report, so run_fn need not count the labels with a pass over the TFRecords.
+EXAMPLES_PER_CLASS_KEY = "examples_per_class"
+
 
 def check_hyperparameters(values: Mapping[str, Any]) -> Dict[str, Any]:
     """The runtime parameters, typed; a value no training can use is an error naming the parameter."""

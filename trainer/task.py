@@ -10,7 +10,7 @@ import os
 from tfx_image_finetune.trainer.keras2 import keras, tf
 import tensorflow_transform as tft
 
-from tfx_image_finetune.component_configs import TrainerConfig
+from tfx_image_finetune.component_configs import EXAMPLES_PER_CLASS_KEY, TrainerConfig
 from tfx_image_finetune.config import ModelConfig
 from tfx_image_finetune.trainer.distribute import (PEER_FAILURES, Cluster, check_agreed, device_distribution,
                                                   lost_worker, mixed_precision, output_dir, wait_for_chief_export)
@@ -43,6 +43,18 @@ def class_names(tft_output: tft.TFTransformOutput, expected_count: int):
             f"the label vocabulary has {len(names)} classes {names}, but the pipeline was built for "
             f"{expected_count} (class folders or --num-classes), which chose the Evaluator's metrics")
     return names
+
+
+def examples_per_class(fn_args, tft_output, label_key: str):
+    """({class: examples} of the training split, the same of the evaluation split): as the ExampleGen counted them
+    (components/trainer puts them in custom_config), else counted here with a pass over the label feature (run_fn
+    under TFX's own Trainer, or an ExampleGen without an ingest report)."""
+    counted = (fn_args.custom_config or {}).get(EXAMPLES_PER_CLASS_KEY)
+    if counted:
+        return counted["train"], counted["eval"]
+    log.info("no ingest report counts: counting the labels of the training and evaluation files")
+    return (label_counts(fn_args.train_files, tft_output, label_key),
+            label_counts(fn_args.eval_files, tft_output, label_key))
 
 
 def check_training_examples(names, train_counts) -> None:
@@ -106,10 +118,10 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
     keras.utils.set_random_seed(training_cfg.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tft_output, cfg.num_classes)
-    train_counts = label_counts(fn_args.train_files, tft_output, transform_cfg.label_key)
+    train_counts, eval_counts = examples_per_class(fn_args, tft_output, transform_cfg.label_key)
     check_training_examples(names, train_counts)
     log.info("classes (id order): %s; training examples per class: %s", names, train_counts)
-    eval_count = sum(label_counts(fn_args.eval_files, tft_output, transform_cfg.label_key).values())
+    eval_count = sum(eval_counts.values())
     data_input = choose_input(sum(train_counts.values()), eval_count, cfg.image_size, training_cfg.cache_budget_mb)
     log.info("training input: %s", "decoded images cached in memory" if data_input["in_memory"] else
              f"streamed (decoded images {data_input['decoded_mib']} MiB > cache budget {training_cfg.cache_budget_mb} MiB)")

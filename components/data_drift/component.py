@@ -24,7 +24,8 @@ def DriftGate(  # noqa: N802
 ) -> None:
     """Fails the run, naming every drifted distribution, if any."""
     from tfx_image_finetune.components.data_drift.compare import image_drifts, label_drift, warning_lines
-    from tfx_image_finetune.components.data_drift.lineage import read_report, statistics_file
+    from tfx_image_finetune.components.data_drift.lineage import statistics_file
+    from tfx_image_finetune.components.ingest_report import read_report
 
     if baseline_statistics is None or baseline_ingest_report is None:
         return  # nothing is replaced: nothing to drift from

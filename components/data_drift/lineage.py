@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -13,14 +12,6 @@ TRAIN = "train"
 def statistics_file(statistics_uri: str) -> str:
     """The train split's statistics in a StatisticsGen output (a DatasetFeatureStatisticsList)."""
     return os.path.join(statistics_uri, f"Split-{TRAIN}", "FeatureStats.pb")
-
-
-def read_report(ingest_report_uri: str) -> Optional[Dict[str, Any]]:
-    path = os.path.join(ingest_report_uri, "report.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
 
 
 def _event():
@@ -54,6 +45,8 @@ def data_artifacts(s, examples) -> Tuple[Optional[Any], Optional[Any]]:
 
 def data_of_examples(s, examples) -> Tuple[Optional[str], Optional[Dict[str, Any]]]:
     """(the train split's statistics file, the ingest report's content) of an Examples artifact."""
+    from tfx_image_finetune.components.ingest_report import read_report
+
     statistics, report = data_artifacts(s, examples)
     return (statistics_file(statistics.uri) if statistics else None), (read_report(report.uri) if report else None)
 

@@ -1,0 +1,1 @@
+"""TFX's Trainer, given the examples per class that the ExampleGen already counted."""
