@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from tfx_image_finetune.backbone_specs import BACKBONES
-from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, DRIFT_COMPARATORS, SOURCES,
-                                       TFLITE_MODES, ConfigError, PipelineConfig, Strategy)
+from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, DRIFT_COMPARATORS, SELECTIONS,
+                                       SOURCES, TFLITE_MODES, ConfigError, PipelineConfig, Strategy)
 
 DEFAULTS = PipelineConfig()
 
@@ -154,6 +154,11 @@ CONFIG_FLAGS = {
         Flag("--patience", "training.early_stopping_patience", "early-stopping patience (epochs)", type=int),
         Flag("--no-early-stopping", "training.early_stopping", "train every epoch of the budget (the best "
                                                                "weights are still kept)", switch=False),
+        Flag("--selection", "training.selection", "the weights kept: val_loss, the epoch with the lowest selection-"
+                                                  "split loss (early stopping on it); last, the budget's last epoch",
+             choices=SELECTIONS),
+        Flag("--seed", "training.seed", "seed of the training's randomness (initial head, shuffling, augmentation)",
+             type=int),
         Flag("--class-weight", "training.class_weight", "balanced: weight the loss by inverse class frequency",
              choices=CLASS_WEIGHTS),
         Flag("--warm-start", "training.warm_start", "start from the latest blessed model's weights when "

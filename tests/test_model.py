@@ -139,16 +139,7 @@ def test_best_weights_across_both_phases_are_restored():
     restore_best_weights looks within one fit() only)."""
     from tfx_image_finetune.trainer.train import train_two_phases
 
-    keras.utils.set_random_seed(0)
-    base = keras.Sequential([keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.GlobalAveragePooling2D()])
-    inputs = keras.Input((16, 16, 3))
-    model = keras.Model(inputs, keras.layers.Dense(1)(base(inputs, training=False)))
-    bright = tf.random.uniform([32, 16, 16, 3], 0.0, 1.0, seed=2)
-    dark = tf.random.uniform([32, 16, 16, 3], -1.0, 0.0, seed=3)
-    x = tf.concat([bright, dark], axis=0)
-    train = tf.data.Dataset.from_tensor_slices((x, tf.constant([1.0] * 32 + [0.0] * 32))).shuffle(64, seed=1).batch(16)
-    exceptions = tf.constant([0.0] * 4 + [1.0] * 28 + [1.0] * 4 + [0.0] * 28)  # 8 of 64 labelled the other way
-    selection = tf.data.Dataset.from_tensor_slices((x, exceptions)).batch(16)
+    model, base, train, selection = _bright_and_dark()
     training = TrainingConfig(head_epochs=3, finetune_epochs=2, head_learning_rate=0.05,
                               finetune_learning_rate=0.5, early_stopping_patience=10, feature_views=0)
     history = train_two_phases(model, base, train, selection, 2, _cfg(strategy=1), training, log_dir="/tmp/unused_tb")
@@ -160,6 +151,39 @@ def test_best_weights_across_both_phases_are_restored():
     compile_model(model, 2, 1e-3)
     restored = model.evaluate(selection, verbose=0)[0]
     assert restored == pytest.approx(val_losses[2], rel=1e-4)
+
+
+def test_selection_last_trains_the_whole_budget_and_keeps_its_last_weights():
+    """--selection last: no early stopping (patience 0 would stop phase 2 after its first worse epoch) and the
+    last epoch's weights stay, however much worse its selection loss is."""
+    from tfx_image_finetune.trainer.train import train_two_phases
+
+    model, base, train, selection = _bright_and_dark()
+    training = TrainingConfig(head_epochs=3, finetune_epochs=2, head_learning_rate=0.05, finetune_learning_rate=0.5,
+                              early_stopping_patience=0, feature_views=0, selection="last")
+    history = train_two_phases(model, base, train, selection, 2, _cfg(strategy=1), training, log_dir="/tmp/unused_tb")
+    assert [row["phase"] for row in history["epochs"]] == [1, 1, 1, 2, 2]
+    val_losses = [row["val_loss"] for row in history["epochs"]]
+    assert min(val_losses[3:]) > 2 * val_losses[2], val_losses  # the last epoch is not the best one ...
+    assert history["best_epoch"] == 5 and history["selection"] == "last"
+    compile_model(model, 2, 1e-3)
+    assert model.evaluate(selection, verbose=0)[0] == pytest.approx(val_losses[-1], rel=1e-4)  # ... and is kept
+
+
+def _bright_and_dark():
+    """(model, base, train, selection): a small conv base whose features separate bright from dark images; the
+    selection labels have 8 of 64 exceptions, so an unfrozen phase at a high learning rate overfits them."""
+    keras.utils.set_random_seed(0)
+    base = keras.Sequential([keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.GlobalAveragePooling2D()])
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Dense(1)(base(inputs, training=False)))
+    bright = tf.random.uniform([32, 16, 16, 3], 0.0, 1.0, seed=2)
+    dark = tf.random.uniform([32, 16, 16, 3], -1.0, 0.0, seed=3)
+    x = tf.concat([bright, dark], axis=0)
+    train = tf.data.Dataset.from_tensor_slices((x, tf.constant([1.0] * 32 + [0.0] * 32))).shuffle(64, seed=1).batch(16)
+    exceptions = tf.constant([0.0] * 4 + [1.0] * 28 + [1.0] * 4 + [0.0] * 28)  # 8 of 64 labelled the other way
+    selection = tf.data.Dataset.from_tensor_slices((x, exceptions)).batch(16)
+    return model, base, train, selection
 
 
 def test_one_repeated_iterator_gives_each_epoch_exactly_one_pass():

@@ -30,6 +30,9 @@ class Strategy(enum.IntEnum):
 
 AUTO_STRATEGY = "auto"  # chosen by the Trainer from data size and a linear probe (trainer/strategy.py)
 CLASS_WEIGHTS = ("none", "balanced")
+# Which epoch's weights the Trainer keeps: the lowest selection-split loss over both phases, or the last epoch
+# of the budget (no early stopping), as the recipe does (trainer/train.py; benchmarks/quality.py compares them).
+SELECTIONS = ("val_loss", "last")
 TFLITE_MODES = ("none", "float", "int8")  # --tflite
 SOURCES = ("image_folder", "tfrecord")
 WEIGHTS_KEYWORDS = ("imagenet", "none")
@@ -138,6 +141,7 @@ class TrainingConfig:
     seed: int = 42
     # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
     class_weight: str = "none"
+    selection: str = "val_loss"  # SELECTIONS
     # Start from the latest blessed model's weights when task (classes, image size, features) and network
     # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False
@@ -277,6 +281,7 @@ class PipelineConfig:
         _check(m.strategy in set(Strategy) or m.strategy == AUTO_STRATEGY, "model.strategy",
                f"must be 1, 2, 3 or 'auto', got {m.strategy!r}")
         _check(t.class_weight in CLASS_WEIGHTS, "training.class_weight", f"must be one of {CLASS_WEIGHTS}")
+        _check(t.selection in SELECTIONS, "training.selection", f"must be one of {SELECTIONS}")
         _check(0.0 < m.unfreeze_fraction <= 1.0, "model.unfreeze_fraction", "must be in (0, 1]")
         _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _check(m.alpha > 0, "model.alpha", "must be > 0")

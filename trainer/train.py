@@ -92,6 +92,7 @@ def train_two_phases(
     per epoch here (a shuffle buffer of decoded images torn down).
     """
     keeper = KeepBestWeights(model)
+    keep_best = training_cfg.selection == "val_loss"  # else "last": the whole budget, its last weights
     rows: List[Dict[str, Any]] = []
     seconds: Dict[str, float] = {}
     epochs_done = 0
@@ -112,8 +113,9 @@ def train_two_phases(
                     steps = None  # the in-memory features: Keras' own epoch of one pass
             compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
         clock = EpochClock()
-        callbacks = [clock, keeper, keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
-        if training_cfg.early_stopping:
+        callbacks = [clock, *([keeper] if keep_best else []),
+                     keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
+        if training_cfg.early_stopping and keep_best:
             callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss",
                                                               patience=training_cfg.early_stopping_patience))
         start = time.monotonic()
@@ -135,8 +137,12 @@ def train_two_phases(
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
+    if not keep_best:
+        return {"epochs": rows, "best_epoch": epochs_done, "best_val_loss": rows[-1].get("val_loss"),
+                "selection": "last", "seconds": seconds}
     keeper.restore()
-    return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best, "seconds": seconds}
+    return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best,
+            "selection": "val_loss", "seconds": seconds}
 
 
 def _count(weights) -> int:
