@@ -142,7 +142,7 @@ def run_recipe(args, pool: Rows, held: Rows, seed: int) -> Dict:
 
 def summary(runs: Dict[str, List[Dict]], small: bool) -> Dict:
     out = {side: {"accuracy": recipe.scores([r["accuracy"] for r in rows]),
-                  "seconds": recipe.scores([r["seconds"] for r in rows])} for side, rows in runs.items()}
+                  "seconds": recipe.scores([r["seconds"] for r in rows])} for side, rows in runs.items() if rows}
     base = out.get("recipe")
     for side, s in out.items():
         if base and side != "recipe":
@@ -164,19 +164,28 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=common.MOBILENET_WEIGHTS)
     p.add_argument("--work", default=os.path.join("/tmp", "tfx_image_finetune_quality"))
     p.add_argument("--json", help="write the runs and the summary here (rewritten after every run)")
+    p.add_argument("--resume", action="store_true", help="keep the runs already in --json, run only the others")
     args = p.parse_args(argv)
     variants = dict(v.split("=", 1) for v in args.variant) or {"defaults": ""}
     print(common.machine_line())
     print(common.settings_line(args))
     result: Dict = {"settings": {k: v for k, v in vars(args).items()}, "data_sets": {}}
+    done: Dict = {}
+    if args.resume and args.json and os.path.exists(args.json):
+        with open(args.json) as f:
+            result["data_sets"] = done = json.load(f)["data_sets"]
     for name in args.datasets:
         pool, held = data_set(name, args.work)
         data = pool_folder(pool, os.path.join(args.work, name, "pool"))
         runs: Dict[str, List[Dict]] = {**({} if args.skip_recipe else {"recipe": []}), **{v: [] for v in variants}}
+        for side, rows in done.get(name, {}).get("runs", {}).items():
+            runs[side] = rows
         entry = result["data_sets"][name] = {"pool": len(pool), "held_out": len(held),
                                              "classes": len({c for _, c in pool}), "runs": runs}
         for seed in args.seeds:
-            for side in runs:
+            for side in [*({} if args.skip_recipe else {"recipe": []}), *variants]:
+                if any(row["seed"] == seed for row in runs[side]):
+                    continue
                 if side == "recipe":
                     row = run_recipe(args, pool, held, seed)
                 else:
@@ -188,6 +197,7 @@ def main(argv=None) -> int:
                 if args.json:
                     with open(args.json, "w") as f:
                         json.dump(result, f, indent=2)
+        entry["summary"] = summary(runs, name in SMALL)
         for side, s in entry["summary"].items():
             a = s["accuracy"]
             extra = (f"; {s['lead_points']:+.1f} points, time x{s['time_ratio']:.2f}, "

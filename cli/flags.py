@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from tfx_image_finetune.backbone_specs import BACKBONES
-from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, DRIFT_COMPARATORS, SELECTIONS,
-                                       SOURCES, TFLITE_MODES, ConfigError, PipelineConfig, Strategy)
+from tfx_image_finetune.config import (AUTO_STRATEGY, BEAM_RUNNING_MODES, CLASS_WEIGHTS, DRIFT_COMPARATORS, HEAD_FITS,
+                                       SELECTIONS, SOURCES, TFLITE_MODES, ConfigError, PipelineConfig, Strategy)
 
 DEFAULTS = PipelineConfig()
 
@@ -157,6 +157,9 @@ CONFIG_FLAGS = {
         Flag("--selection", "training.selection", "the weights kept: val_loss, the epoch with the lowest selection-"
                                                   "split loss (early stopping on it); last, the budget's last epoch",
              choices=SELECTIONS),
+        Flag("--head-fit", "training.head_fit", "phase 1: epochs, Adam over --head-epochs; logistic, one L2 logistic "
+                                                "regression on the cached features (trainer/logistic_head.py)",
+             choices=HEAD_FITS),
         Flag("--seed", "training.seed", "seed of the training's randomness (initial head, shuffling, augmentation)",
              type=int),
         Flag("--class-weight", "training.class_weight", "balanced: weight the loss by inverse class frequency",

@@ -270,3 +270,53 @@ def test_balanced_class_weight_moves_the_decision_towards_the_rare_class(tmp_pat
                          class_weight=class_weight)
         mean_p[name] = float(tf.reduce_mean(tf.sigmoid(model.predict(x, verbose=0))))
     assert mean_p["none"] < 0.2 and 0.35 < mean_p["balanced"] < 0.65, mean_p
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_logistic_head_weights_classify_raw_features_and_take_the_penalty_the_selection_split_prefers(classes):
+    """Features far from standard (offset 1000, scales 1e-3..1e3): the fit standardises them, so the Dense
+    weights must fold that back in to classify the raw features the model will give them."""
+    from tfx_image_finetune.trainer.logistic_head import fit
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(classes, 16)) * 2
+
+    def sample(n):
+        y = np.arange(n) % classes
+        x = centers[y] + rng.normal(size=(n, 16))
+        return 1000 + x * np.logspace(-3, 3, 16), y
+
+    found = fit(sample(300), sample(60), classes)
+    x, y = sample(400)
+    logits = x @ found["kernel"] + found["bias"]
+    predicted = (logits[:, 0] > 0).astype(int) if classes == 2 else logits.argmax(axis=1)
+    assert found["kernel"].shape == (16, 1 if classes == 2 else classes)
+    assert (predicted == y).mean() > 0.9
+    assert found["selection_loss"][str(found["l2"])] == min(found["selection_loss"].values())
+
+
+@pytest.mark.slow  # a whole (small) MobileNetV2: features, the logistic head, one fine-tuning epoch
+def test_logistic_phase_one_is_one_history_row_and_the_model_keeps_the_better_phase():
+    from tfx_image_finetune.trainer.model import calibrate_batchnorm
+    from tfx_image_finetune.trainer.train import train_two_phases
+
+    keras.utils.set_random_seed(0)
+    cfg = _cfg(backbone="mobilenet_v2", alpha=0.35, strategy=1, dropout=0.0, image_size=32)
+    model, base = build_model(cfg, 2, weights=None)
+    x = tf.concat([tf.fill([16, 32, 32, 3], 0.8), tf.fill([16, 32, 32, 3], -0.8)], axis=0)
+    x += tf.random.uniform(x.shape, -0.2, 0.2, seed=1)
+    y = tf.constant([1.0] * 16 + [0.0] * 16)
+    set_phase(base, 1, cfg)
+    calibrate_batchnorm(model, base, x)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    training = TrainingConfig(head_epochs=20, finetune_epochs=1, head_learning_rate=1e-2, finetune_learning_rate=1e-5,
+                              feature_views=2, batch_size=8, seed=1, head_fit="logistic")
+    history = train_two_phases(model, base, data, data, 2, cfg, training, log_dir="/tmp/unused_tb")
+    assert [(row["phase"], row["epoch"]) for row in history["epochs"]] == [(1, 1), (2, 2)]  # not 20 head epochs
+    first = history["epochs"][0]
+    assert first["head_fit"] == "logistic"
+    # The model's head is the chosen fit: Keras' selection loss is scikit-learn's for that penalty.
+    assert first["val_loss"] == pytest.approx(first["selection_loss_by_l2"][str(first["l2"])], abs=1e-3)
+    compile_model(model, 2, 1e-3)
+    best = min(row["val_loss"] for row in history["epochs"])
+    assert model.evaluate(data, verbose=0)[0] == pytest.approx(best, rel=1e-4)

@@ -33,6 +33,9 @@ CLASS_WEIGHTS = ("none", "balanced")
 # Which epoch's weights the Trainer keeps: the lowest selection-split loss over both phases, or the last epoch
 # of the budget (no early stopping), as the recipe does (trainer/train.py; benchmarks/quality.py compares them).
 SELECTIONS = ("val_loss", "last")
+# How phase 1 fits the head: Adam over head_epochs (the recipe), or one L2 logistic regression on the cached
+# features, its penalty chosen by the selection split (trainer/logistic_head.py).
+HEAD_FITS = ("epochs", "logistic")
 TFLITE_MODES = ("none", "float", "int8")  # --tflite
 SOURCES = ("image_folder", "tfrecord")
 WEIGHTS_KEYWORDS = ("imagenet", "none")
@@ -142,6 +145,7 @@ class TrainingConfig:
     # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
     class_weight: str = "none"
     selection: str = "val_loss"  # SELECTIONS
+    head_fit: str = "epochs"  # HEAD_FITS
     # Start from the latest blessed model's weights when task (classes, image size, features) and network
     # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False
@@ -282,6 +286,9 @@ class PipelineConfig:
                f"must be 1, 2, 3 or 'auto', got {m.strategy!r}")
         _check(t.class_weight in CLASS_WEIGHTS, "training.class_weight", f"must be one of {CLASS_WEIGHTS}")
         _check(t.selection in SELECTIONS, "training.selection", f"must be one of {SELECTIONS}")
+        _check(t.head_fit in HEAD_FITS, "training.head_fit", f"must be one of {HEAD_FITS}")
+        _check(t.head_fit != "logistic" or t.feature_views > 0, "training.head_fit (--head-fit)",
+               "logistic fits the cached features: it needs --feature-views > 0")
         _check(0.0 < m.unfreeze_fraction <= 1.0, "model.unfreeze_fraction", "must be in (0, 1]")
         _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _check(m.alpha > 0, "model.alpha", "must be > 0")

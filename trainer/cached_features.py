@@ -50,7 +50,8 @@ def pooled_features(model: keras.Model, ds: tf.data.Dataset, views: int, augment
 
 def cached_phase_one(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, views: int,
                      batch_size: int, seed: int, max_bytes: Optional[int] = None):
-    """(head model, train features dataset, selection features dataset), or None when they would not fit."""
+    """(head model, train features dataset, selection features dataset, (train, selection) feature arrays), or
+    None when they would not fit."""
     max_bytes = MAX_FEATURE_BYTES if max_bytes is None else max_bytes
     train = pooled_features(model, train_ds, views, augment=True, max_bytes=max_bytes)
     selection = pooled_features(model, eval_ds, 1, augment=False, max_bytes=max_bytes) if train else None
@@ -60,4 +61,5 @@ def cached_phase_one(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.
              len(train[0]), views, len(selection[0]))
     train_features = (tf.data.Dataset.from_tensor_slices(train).shuffle(len(train[0]), seed=seed)
                       .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-    return head_model(model), train_features, tf.data.Dataset.from_tensor_slices(selection).batch(batch_size)
+    return (head_model(model), train_features, tf.data.Dataset.from_tensor_slices(selection).batch(batch_size),
+            (train, selection))

@@ -109,9 +109,15 @@ def train_two_phases(
                                           training_cfg.seed, feature_budget_bytes)
                 seconds["features"] = round(time.monotonic() - start, 1)
                 if cached:
-                    fitted, train_data, eval_data = cached
+                    fitted, train_data, eval_data, arrays = cached
                     steps = None  # the in-memory features: Keras' own epoch of one pass
             compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
+        if phase == 1 and views > 0 and cached and logistic_head(training_cfg, distribution):
+            rows.append(_logistic_phase_one(fitted, arrays, train_data, eval_data, num_classes, training_cfg, keeper,
+                                            model))
+            seconds["phase_1"] = rows[-1]["epoch_seconds"]
+            epochs_done = 1
+            continue
         clock = EpochClock()
         callbacks = [clock, *([keeper] if keep_best else []),
                      keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
@@ -143,6 +149,33 @@ def train_two_phases(
     keeper.restore()
     return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best,
             "selection": "val_loss", "seconds": seconds}
+
+
+def logistic_head(training_cfg: TrainingConfig, distribution) -> bool:
+    """--head-fit logistic, in one replica: a fit per worker would give each worker other weights."""
+    if training_cfg.head_fit != "logistic":
+        return False
+    if distribution is not None and distribution.num_replicas_in_sync > 1:
+        log.warning("--head-fit logistic runs in one replica only: phase 1 trains by epochs on %d replicas",
+                    distribution.num_replicas_in_sync)
+        return False
+    return True
+
+
+def _logistic_phase_one(head, arrays, train_data, eval_data, num_classes, training_cfg, keeper, model) -> Dict:
+    """Phase 1 by trainer/logistic_head.py: one history row, evaluated as an epoch would be; the keeper sees it."""
+    from tfx_image_finetune.trainer import logistic_head as logistic
+
+    start = time.monotonic()
+    fitted = logistic.fit_head(head, arrays[0], arrays[1], num_classes, training_cfg.seed)
+    train_loss, train_accuracy = head.evaluate(train_data, verbose=0)
+    val_loss, val_accuracy = head.evaluate(eval_data, verbose=0)
+    logs = {"loss": train_loss, "accuracy": train_accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
+    keeper.on_epoch_end(0, logs)
+    return {"epoch": 1, "phase": 1, "trainable_params": _count(model.trainable_weights),
+            "epoch_seconds": round(time.monotonic() - start, 2), "steps": 0, "head_fit": "logistic",
+            "l2": fitted["l2"], "selection_loss_by_l2": fitted["selection_loss"],
+            **{k: float(v) for k, v in logs.items()}}
 
 
 def _count(weights) -> int:

@@ -1,0 +1,58 @@
+"""Phase 1 as one L2-regularised logistic regression on the cached features (--head-fit logistic).
+
+With few images, choosing among 20 head epochs by the lowest loss on a selection split of a few dozen images
+is noise, and it tends to stop early (the loss turns up on a handful of confident mistakes while accuracy still
+rises). A linear classifier on frozen pretrained features is a convex problem: its optimum is found exactly
+(scikit-learn's lbfgs), and the one choice left, the L2 strength, is picked from a short grid by the selection
+split's log-loss: 5 candidates instead of 20 epochs of weights. The solution becomes the model's Dense weights
+(the standardisation folded in), so phase 2 fine-tunes from it as from an Adam-trained head.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Dict, Tuple
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # penalty per training example, as trainer/strategy.py's probe
+
+
+def fit(train: Tuple[np.ndarray, np.ndarray], selection: Tuple[np.ndarray, np.ndarray], num_classes: int,
+        seed: int = 0) -> Dict:
+    """{"kernel" [D, 1 or K], "bias", "l2", "selection_loss" per l2}: the Dense layer's weights of the best fit."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    x, y = np.asarray(train[0], np.float64), np.asarray(train[1]).reshape(-1).astype(np.int64)
+    sx, sy = np.asarray(selection[0], np.float64), np.asarray(selection[1]).reshape(-1).astype(np.int64)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    standard = (x - mean) / std
+    losses, fits = {}, {}
+    for l2 in L2_GRID:
+        model = LogisticRegression(C=1.0 / (l2 * len(y)), max_iter=2000, random_state=seed)
+        model.fit(standard, y)
+        losses[l2] = float(log_loss(sy, model.predict_proba((sx - mean) / std), labels=list(range(num_classes))))
+        fits[l2] = model
+    best = min(L2_GRID, key=lambda l2: (losses[l2], -l2))  # ties: the stronger penalty
+    coef, intercept = fits[best].coef_, fits[best].intercept_  # [1, D] (two classes: class 1's logit) or [K, D]
+    kernel = (coef / std).T
+    bias = intercept - (coef * (mean / std)).sum(axis=1)
+    return {"kernel": kernel.astype(np.float32), "bias": bias.astype(np.float32), "l2": best,
+            "selection_loss": {str(k): round(v, 4) for k, v in losses.items()}}
+
+
+def fit_head(head, train, selection, num_classes: int, seed: int) -> Dict:
+    """Fits, sets `head`'s Dense ("logits") weights, returns what history.json records of it."""
+    from tfx_image_finetune.trainer.cached_features import LOGITS_LAYER
+
+    start = time.monotonic()
+    found = fit(train, selection, num_classes, seed)
+    head.get_layer(LOGITS_LAYER).set_weights([found["kernel"], found["bias"]])
+    log.info("phase 1: logistic regression on %d cached feature rows, L2 %g chosen by the selection split's "
+             "log-loss (%s)", len(train[0]), found["l2"], found["selection_loss"])
+    return {"l2": found["l2"], "selection_loss": found["selection_loss"],
+            "seconds": round(time.monotonic() - start, 1)}
