@@ -25,10 +25,10 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import recipe  # noqa: E402
 
 SHARED = common.SHARED
 
@@ -81,44 +81,14 @@ def train_split_files(output: str, data: str):
 
 
 def run_recipe(args: argparse.Namespace, train_rows, data: str) -> dict:
-    """The guide's script: augmentation -> Rescaling -> base(training=False) -> GAP -> Dropout -> Dense(1)."""
-    from tfx_image_finetune.trainer.keras2 import keras, tf  # tf_keras, with the autograph rule that keeps fit() fast
-
-    start = time.monotonic()
-    size = (args.image_size, args.image_size)
+    """The guide's script (recipe.py) on the pipeline's train-split photos, scored on validation/."""
     classes = sorted({label for _, label in train_rows})
-
-    def decode(path, label):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return tf.image.resize(image, size), label  # bilinear, as image_dataset_from_directory
-
-    paths = [p for p, _ in train_rows]
-    labels = [float(classes.index(label)) for _, label in train_rows]
-    train = (tf.data.Dataset.from_tensor_slices((paths, labels)).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-             .cache().shuffle(len(paths), seed=1).batch(args.batch_size).prefetch(tf.data.AUTOTUNE))
-    validation = keras.utils.image_dataset_from_directory(
-        os.path.join(data, "validation"), image_size=size, batch_size=args.batch_size, label_mode="binary",
-        class_names=classes, shuffle=False).cache().prefetch(tf.data.AUTOTUNE)
-    base = keras.applications.MobileNetV2(input_shape=size + (3,), alpha=args.alpha, include_top=False,
-                                          weights=args.weights)
-    inputs = keras.Input(size + (3,))
-    x = keras.layers.RandomFlip("horizontal")(inputs)
-    x = keras.layers.RandomRotation(0.1)(x)
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(x)
-    x = base(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(0.2)(x)
-    model = keras.Model(inputs, keras.layers.Dense(1)(x))
-    for trainable, lr, epochs in ((False, 1e-3, args.head_epochs), (True, 1e-5, args.finetune_epochs)):
-        if epochs <= 0:
-            continue
-        base.trainable = trainable
-        model.compile(keras.optimizers.Adam(lr), keras.losses.BinaryCrossentropy(from_logits=True),
-                      [keras.metrics.BinaryAccuracy(threshold=0.0)])  # logits: 0 is p = 0.5
-        model.fit(train, epochs=epochs, verbose=2)
-    seconds = time.monotonic() - start
-    _, accuracy = model.evaluate(validation, verbose=0)
-    return {"seconds": round(seconds, 1), "accuracy": round(float(accuracy), 4), "train_images": len(paths)}
+    model, seconds = recipe.train(train_rows, classes, args.image_size, args.weights, args.alpha, args.head_epochs,
+                                  args.finetune_epochs, args.batch_size, seed=1)
+    validation = [(p, label) for label in classes
+                  for p in sorted(glob.glob(os.path.join(data, "validation", label, "*")))]
+    return {"seconds": round(seconds, 1), "accuracy": round(recipe.accuracy(model, validation, classes, args.image_size), 4),
+            "train_images": len(train_rows)}
 
 
 def run_pipeline(args: argparse.Namespace, data: str, output: str, equal_budget: bool) -> dict:
