@@ -158,7 +158,8 @@ CONFIG_FLAGS = {
                                                   "split loss (early stopping on it); last, the budget's last epoch",
              choices=SELECTIONS),
         Flag("--head-fit", "training.head_fit", "phase 1: epochs, Adam over --head-epochs; logistic, one L2 logistic "
-                                                "regression on the cached features (trainer/logistic_head.py)",
+                                                "regression on the cached features (trainer/logistic_head.py); auto, "
+                                                "logistic under 1,000 training images",
              choices=HEAD_FITS),
         Flag("--seed", "training.seed", "seed of the training's randomness (initial head, shuffling, augmentation)",
              type=int),

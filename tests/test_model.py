@@ -320,3 +320,15 @@ def test_logistic_phase_one_is_one_history_row_and_the_model_keeps_the_better_ph
     compile_model(model, 2, 1e-3)
     best = min(row["val_loss"] for row in history["epochs"])
     assert model.evaluate(data, verbose=0)[0] == pytest.approx(best, rel=1e-4)
+
+
+def test_auto_head_fit_is_logistic_on_small_data_only_and_never_over_a_warm_head_or_several_replicas():
+    from tfx_image_finetune.trainer.train import logistic_head
+
+    auto = TrainingConfig()
+    assert auto.head_fit == "auto"
+    assert logistic_head(auto, None, 999) and not logistic_head(auto, None, 1000)
+    assert not logistic_head(auto, None, None)  # count unknown: as the recipe
+    assert not logistic_head(TrainingConfig(warm_start=True), None, 100)
+    assert logistic_head(TrainingConfig(head_fit="logistic"), None, 5000)
+    assert not logistic_head(TrainingConfig(head_fit="epochs"), None, 100)

@@ -34,8 +34,9 @@ CLASS_WEIGHTS = ("none", "balanced")
 # of the budget (no early stopping), as the recipe does (trainer/train.py; benchmarks/quality.py compares them).
 SELECTIONS = ("val_loss", "last")
 # How phase 1 fits the head: Adam over head_epochs (the recipe), or one L2 logistic regression on the cached
-# features, its penalty chosen by the selection split (trainer/logistic_head.py).
-HEAD_FITS = ("epochs", "logistic")
+# features, its penalty chosen by the selection split (trainer/logistic_head.py); auto: logistic on small data
+# (the chart's "small": under 1,000 training images, trainer/strategy.py), epochs otherwise.
+HEAD_FITS = ("auto", "epochs", "logistic")
 TFLITE_MODES = ("none", "float", "int8")  # --tflite
 SOURCES = ("image_folder", "tfrecord")
 WEIGHTS_KEYWORDS = ("imagenet", "none")
@@ -145,7 +146,7 @@ class TrainingConfig:
     # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
     class_weight: str = "none"
     selection: str = "val_loss"  # SELECTIONS
-    head_fit: str = "epochs"  # HEAD_FITS
+    head_fit: str = "auto"  # HEAD_FITS
     # Start from the latest blessed model's weights when task (classes, image size, features) and network
     # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False

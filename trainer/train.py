@@ -112,7 +112,7 @@ def train_two_phases(
                     fitted, train_data, eval_data, arrays = cached
                     steps = None  # the in-memory features: Keras' own epoch of one pass
             compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
-        if phase == 1 and views > 0 and cached and logistic_head(training_cfg, distribution):
+        if phase == 1 and views > 0 and cached and logistic_head(training_cfg, distribution, train_examples):
             rows.append(_logistic_phase_one(fitted, arrays, train_data, eval_data, num_classes, training_cfg, keeper,
                                             model))
             seconds["phase_1"] = rows[-1]["epoch_seconds"]
@@ -143,23 +143,29 @@ def train_two_phases(
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
+    head_fit = rows[0].get("head_fit", "epochs") if rows else "epochs"
     if not keep_best:
         return {"epochs": rows, "best_epoch": epochs_done, "best_val_loss": rows[-1].get("val_loss"),
-                "selection": "last", "seconds": seconds}
+                "selection": "last", "head_fit": head_fit, "seconds": seconds}
     keeper.restore()
     return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best,
-            "selection": "val_loss", "seconds": seconds}
+            "selection": "val_loss", "head_fit": head_fit, "seconds": seconds}
 
 
-def logistic_head(training_cfg: TrainingConfig, distribution) -> bool:
-    """--head-fit logistic, in one replica: a fit per worker would give each worker other weights."""
-    if training_cfg.head_fit != "logistic":
-        return False
-    if distribution is not None and distribution.num_replicas_in_sync > 1:
-        log.warning("--head-fit logistic runs in one replica only: phase 1 trains by epochs on %d replicas",
+def logistic_head(training_cfg: TrainingConfig, distribution, train_examples: Optional[int]) -> bool:
+    """--head-fit logistic, or auto on small data (benchmarks/quality.py: it wins there) unless the head is warm
+    started (the fit would not start from it); in one replica only, a fit per worker would give each worker
+    other weights."""
+    from tfx_image_finetune.trainer.strategy import SMALL_DATA
+
+    wanted = training_cfg.head_fit == "logistic" or (
+        training_cfg.head_fit == "auto" and not training_cfg.warm_start and train_examples is not None
+        and train_examples < SMALL_DATA)
+    if wanted and distribution is not None and distribution.num_replicas_in_sync > 1:
+        log.warning("the logistic head fit runs in one replica only: phase 1 trains by epochs on %d replicas",
                     distribution.num_replicas_in_sync)
         return False
-    return True
+    return wanted
 
 
 def _logistic_phase_one(head, arrays, train_data, eval_data, num_classes, training_cfg, keeper, model) -> Dict:
