@@ -155,7 +155,8 @@ CONFIG_FLAGS = {
         Flag("--no-early-stopping", "training.early_stopping", "train every epoch of the budget (the best "
                                                                "weights are still kept)", switch=False),
         Flag("--selection", "training.selection", "the weights kept: val_loss, the epoch with the lowest selection-"
-                                                  "split loss (early stopping on it); last, the budget's last epoch",
+                                                  "split loss (early stopping on it); last, the budget's last epoch; "
+                                                  "auto, last after the logistic head fit, else val_loss",
              choices=SELECTIONS),
         Flag("--head-fit", "training.head_fit", "phase 1: epochs, Adam over --head-epochs; logistic, one L2 logistic "
                                                 "regression on the cached features (trainer/logistic_head.py); auto, "

@@ -296,7 +296,7 @@ def test_logistic_head_weights_classify_raw_features_and_take_the_penalty_the_se
 
 
 @pytest.mark.slow  # a whole (small) MobileNetV2: features, the logistic head, one fine-tuning epoch
-def test_logistic_phase_one_is_one_history_row_and_the_model_keeps_the_better_phase():
+def test_logistic_phase_one_is_one_history_row_and_fine_tuning_then_keeps_its_last_weights():
     from tfx_image_finetune.trainer.model import calibrate_batchnorm
     from tfx_image_finetune.trainer.train import train_two_phases
 
@@ -317,16 +317,21 @@ def test_logistic_phase_one_is_one_history_row_and_the_model_keeps_the_better_ph
     assert first["head_fit"] == "logistic"
     # The model's head is the chosen fit: Keras' selection loss is scikit-learn's for that penalty.
     assert first["val_loss"] == pytest.approx(first["selection_loss_by_l2"][str(first["l2"])], abs=1e-3)
+    # --selection auto after the logistic fit: the budget's last weights (the selection split chose the penalty)
+    assert history["selection"] == "last" and history["head_fit"] == "logistic" and history["best_epoch"] == 2
     compile_model(model, 2, 1e-3)
-    best = min(row["val_loss"] for row in history["epochs"])
-    assert model.evaluate(data, verbose=0)[0] == pytest.approx(best, rel=1e-4)
+    assert model.evaluate(data, verbose=0)[0] == pytest.approx(history["epochs"][-1]["val_loss"], rel=1e-4)
 
 
 def test_auto_head_fit_is_logistic_on_small_data_only_and_never_over_a_warm_head_or_several_replicas():
     from tfx_image_finetune.trainer.train import logistic_head
 
+    from tfx_image_finetune.trainer.train import selection_of
+
     auto = TrainingConfig()
-    assert auto.head_fit == "auto"
+    assert auto.head_fit == "auto" and auto.selection == "auto"
+    assert selection_of(auto, "logistic") == "last" and selection_of(auto, "epochs") == "val_loss"
+    assert selection_of(TrainingConfig(selection="val_loss"), "logistic") == "val_loss"
     assert logistic_head(auto, None, 999) and not logistic_head(auto, None, 1000)
     assert not logistic_head(auto, None, None)  # count unknown: as the recipe
     assert not logistic_head(TrainingConfig(warm_start=True), None, 100)

@@ -31,8 +31,9 @@ class Strategy(enum.IntEnum):
 AUTO_STRATEGY = "auto"  # chosen by the Trainer from data size and a linear probe (trainer/strategy.py)
 CLASS_WEIGHTS = ("none", "balanced")
 # Which epoch's weights the Trainer keeps: the lowest selection-split loss over both phases, or the last epoch
-# of the budget (no early stopping), as the recipe does (trainer/train.py; benchmarks/quality.py compares them).
-SELECTIONS = ("val_loss", "last")
+# of the budget (no early stopping), as the recipe does; auto: last after the logistic head fit, else val_loss
+# (trainer/train.py selection_of; benchmarks/quality.py compares them).
+SELECTIONS = ("auto", "val_loss", "last")
 # How phase 1 fits the head: Adam over head_epochs (the recipe), or one L2 logistic regression on the cached
 # features, its penalty chosen by the selection split (trainer/logistic_head.py); auto: logistic on small data
 # (the chart's "small": under 1,000 training images, trainer/strategy.py), epochs otherwise.
@@ -145,7 +146,7 @@ class TrainingConfig:
     seed: int = 42
     # "balanced": weight the loss by inverse class frequency in the train split; "none": every example alike.
     class_weight: str = "none"
-    selection: str = "val_loss"  # SELECTIONS
+    selection: str = "auto"  # SELECTIONS
     head_fit: str = "auto"  # HEAD_FITS
     # Start from the latest blessed model's weights when task (classes, image size, features) and network
     # (backbone, alpha) match (trainer/warm_start.py).

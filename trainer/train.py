@@ -92,7 +92,7 @@ def train_two_phases(
     per epoch here (a shuffle buffer of decoded images torn down).
     """
     keeper = KeepBestWeights(model)
-    keep_best = training_cfg.selection == "val_loss"  # else "last": the whole budget, its last weights
+    head_fit = "epochs"  # "logistic" once phase 1 was the logistic fit
     rows: List[Dict[str, Any]] = []
     seconds: Dict[str, float] = {}
     epochs_done = 0
@@ -116,8 +116,9 @@ def train_two_phases(
             rows.append(_logistic_phase_one(fitted, arrays, train_data, eval_data, num_classes, training_cfg, keeper,
                                             model))
             seconds["phase_1"] = rows[-1]["epoch_seconds"]
-            epochs_done = 1
+            epochs_done, head_fit = 1, "logistic"
             continue
+        keep_best = selection_of(training_cfg, head_fit) == "val_loss"
         clock = EpochClock()
         callbacks = [clock, *([keeper] if keep_best else []),
                      keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")]
@@ -143,13 +144,22 @@ def train_two_phases(
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
-    head_fit = rows[0].get("head_fit", "epochs") if rows else "epochs"
-    if not keep_best:
+    if selection_of(training_cfg, head_fit) == "last":
         return {"epochs": rows, "best_epoch": epochs_done, "best_val_loss": rows[-1].get("val_loss"),
                 "selection": "last", "head_fit": head_fit, "seconds": seconds}
     keeper.restore()
     return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best,
             "selection": "val_loss", "head_fit": head_fit, "seconds": seconds}
+
+
+def selection_of(training_cfg: TrainingConfig, head_fit: str) -> str:
+    """--selection, auto resolved: after the logistic head fit, the budget's last weights. Its penalty was chosen
+    on the selection split, so that split's loss favours it over every fine-tuning epoch (measured: phase 2
+    early-stopped and discarded, which cost most on data unlike ImageNet); and on the few dozen selection
+    images of a small set an epoch choice is noise (benchmarks/quality.py). Otherwise the lowest val_loss."""
+    if training_cfg.selection != "auto":
+        return training_cfg.selection
+    return "last" if head_fit == "logistic" else "val_loss"
 
 
 def logistic_head(training_cfg: TrainingConfig, distribution, train_examples: Optional[int]) -> bool:
