@@ -140,9 +140,11 @@ CONFIG_FLAGS = {
              choices=TFLITE_MODES),
     ],
     "training": [
-        Flag("--head-epochs", "training.head_epochs", "phase 1 epochs (head only)", type=int),
+        Flag("--head-epochs", "training.head_epochs", "phase 1 epochs (head only), when phase 1 is fitted by epochs "
+                                                      "(--head-fit)", type=int),
         Flag("--finetune-epochs", "training.finetune_epochs", "phase 2 epochs (unfrozen)", type=int),
-        Flag("--head-learning-rate", "training.head_learning_rate", "phase 1 Adam learning rate", type=float),
+        Flag("--head-learning-rate", "training.head_learning_rate", "phase 1 Adam learning rate (--head-fit epochs)",
+             type=float),
         Flag("--finetune-learning-rate", "training.finetune_learning_rate", "phase 2 Adam learning rate",
              type=float),
         Flag("--batch-size", "training.batch_size", "batch size", type=int),
