@@ -100,13 +100,15 @@ def test_served_outputs_equal_the_keras_model_on_the_transformed_images(first_ru
         "grpc serving_examples": _grpc_predict(server.grpc_address, "serving_examples", "examples",
                                                _examples(data))[1],
     }
+    # 1e-4: float32 round-off of the same computation in another op order (the logistic head's larger weights
+    # reach ~1e-5); a preprocessing that differed (resize, scaling) would move probabilities by far more.
     for way, out in served.items():
         probabilities = np.asarray(out["probabilities"])
-        np.testing.assert_allclose(probabilities, expected, atol=1e-5, err_msg=way)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-4, err_msg=way)
         assert list(np.asarray(out["class_ids"])) == list(expected.argmax(axis=1)), way
         assert [c.decode() for c in np.asarray(out["classes"])] == [labels[i] for i in expected.argmax(axis=1)], way
     rest = predict.RestClient(server.rest_address, "image_classifier").classify(data)
-    np.testing.assert_allclose([answer.probabilities for answer in rest], expected, atol=1e-5, err_msg="REST")
+    np.testing.assert_allclose([answer.probabilities for answer in rest], expected, atol=1e-4, err_msg="REST")
     assert [answer.label for answer in rest] == [labels[i] for i in expected.argmax(axis=1)]
 
 
