@@ -11,7 +11,6 @@ split's log-loss: 5 candidates instead of 20 epochs of weights. The solution bec
 from __future__ import annotations
 
 import logging
-import time
 from typing import Dict, Tuple
 
 import numpy as np
@@ -49,10 +48,8 @@ def fit_head(head, train, selection, num_classes: int, seed: int) -> Dict:
     """Fits, sets `head`'s Dense ("logits") weights, returns what history.json records of it."""
     from tfx_image_finetune.trainer.cached_features import LOGITS_LAYER
 
-    start = time.monotonic()
     found = fit(train, selection, num_classes, seed)
     head.get_layer(LOGITS_LAYER).set_weights([found["kernel"], found["bias"]])
     log.info("phase 1: logistic regression on %d cached feature rows, L2 %g chosen by the selection split's "
              "log-loss (%s)", len(train[0]), found["l2"], found["selection_loss"])
-    return {"l2": found["l2"], "selection_loss": found["selection_loss"],
-            "seconds": round(time.monotonic() - start, 1)}
+    return {"l2": found["l2"], "selection_loss": found["selection_loss"]}

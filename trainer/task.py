@@ -45,7 +45,7 @@ def class_names(tft_output: tft.TFTransformOutput, expected_count: int):
     return names
 
 
-def examples_per_class(fn_args, tft_output, label_key: str):
+def split_counts(fn_args, tft_output, label_key: str):
     """({class: examples} of the training split, the same of the evaluation split): as the ExampleGen counted them
     (components/trainer puts them in custom_config), else counted here with a pass over the label feature (run_fn
     under TFX's own Trainer, or an ExampleGen without an ingest report)."""
@@ -118,7 +118,7 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
     keras.utils.set_random_seed(training_cfg.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tft_output, cfg.num_classes)
-    train_counts, eval_counts = examples_per_class(fn_args, tft_output, transform_cfg.label_key)
+    train_counts, eval_counts = split_counts(fn_args, tft_output, transform_cfg.label_key)
     check_training_examples(names, train_counts)
     log.info("classes (id order): %s; training examples per class: %s", names, train_counts)
     eval_count = sum(eval_counts.values())
