@@ -1,9 +1,12 @@
 # `make demo`: the local pipeline on the generated demo images. `make test`: the test suite.
 # `make test-fast`: the unit tests only (no pipeline run; pytest markers e2e and slow, pytest.ini).
+# Both run the tests in TEST_WORKERS processes (pytest-xdist; tests that share the first_run pipeline run stay
+# in one of them, conftest.py). TEST_WORKERS=0 runs them in this process, one after another.
 # `make docs`: regenerate the flag reference in docs/configuration.md after adding or changing a flag.
 # Each builds .venv from requirements.lock first if needed (see scripts/bootstrap.sh; PYTHON=... overrides).
 VENV ?= .venv
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo test test-fast docs lock clean
 
@@ -14,10 +17,10 @@ demo: venv
 	$(VENV)/bin/tfx-image-finetune run --demo --output outputs/demo
 
 test: venv
-	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: venv
-	$(VENV)/bin/python -m pytest tests -m "not e2e and not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -m "not e2e and not slow" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 docs: venv
 	$(VENV)/bin/python -m tfx_image_finetune.cli.flag_reference

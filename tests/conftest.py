@@ -157,6 +157,7 @@ def last_states(metadata_path: str, pipeline_name: str) -> Dict[str, str]:
     return out
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks it adds
 def pytest_collection_modifyitems(config, items):
     """A test that uses the shared pipeline run (first_run, directly or through a fixture) is an e2e test: marked
     so, `make test-fast` (-m "not e2e and not slow") never starts a pipeline."""
@@ -165,6 +166,17 @@ def pytest_collection_modifyitems(config, items):
     if unmarked:
         raise pytest.UsageError("these tests use the first_run pipeline run but are not marked e2e: "
                                 + ", ".join(unmarked))
+    for item in items:
+        if _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _uses_a_module_fixture(item) -> bool:
+    """Under `make test` (pytest-xdist, --dist loadgroup) the tests of one module that share a module-scoped
+    fixture (a pipeline run, an exported model) go to one process, so the fixture is built once. Session fixtures
+    (first_run) are built once per process."""
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
 
 
 def save_color_contract_model(root: str, explainable: bool = True) -> str:

@@ -132,7 +132,7 @@ def test_random_init_batchnorm_calibration_gives_informative_features():
     assert np.abs(out[:16].mean(axis=0) - out[16:].mean(axis=0)).max() > 1e-3
 
 
-def test_best_weights_across_both_phases_are_restored():
+def test_best_weights_across_both_phases_are_restored(tmp_path):
     """Phase 1 really learns (a small conv base whose features separate bright from dark images); phase 2,
     unfrozen, becomes overconfident on selection labels with a few exceptions and its val_loss soars. The
     weights left in the model must be those of phase 1's last epoch, not phase 2's (Keras' own
@@ -142,7 +142,8 @@ def test_best_weights_across_both_phases_are_restored():
     model, base, train, selection = _bright_and_dark()
     training = TrainingConfig(head_epochs=3, finetune_epochs=2, head_learning_rate=0.05,
                               finetune_learning_rate=0.5, early_stopping_patience=10, feature_views=0)
-    history = train_two_phases(model, base, train, selection, 2, _cfg(strategy=1), training, log_dir="/tmp/unused_tb")
+    history = train_two_phases(model, base, train, selection, 2, _cfg(strategy=1), training,
+                               log_dir=str(tmp_path / "tb"))
     assert [row["phase"] for row in history["epochs"]] == [1, 1, 1, 2, 2]
     val_losses = [row["val_loss"] for row in history["epochs"]]
     assert val_losses[0] > val_losses[1] > val_losses[2], val_losses  # phase 1 learns: its epochs differ
@@ -153,7 +154,7 @@ def test_best_weights_across_both_phases_are_restored():
     assert restored == pytest.approx(val_losses[2], rel=1e-4)
 
 
-def test_selection_last_trains_the_whole_budget_and_keeps_its_last_weights():
+def test_selection_last_trains_the_whole_budget_and_keeps_its_last_weights(tmp_path):
     """--selection last: no early stopping (patience 0 would stop phase 2 after its first worse epoch) and the
     last epoch's weights stay, however much worse its selection loss is."""
     from tfx_image_finetune.trainer.train import train_two_phases
@@ -161,7 +162,8 @@ def test_selection_last_trains_the_whole_budget_and_keeps_its_last_weights():
     model, base, train, selection = _bright_and_dark()
     training = TrainingConfig(head_epochs=3, finetune_epochs=2, head_learning_rate=0.05, finetune_learning_rate=0.5,
                               early_stopping_patience=0, feature_views=0, selection="last")
-    history = train_two_phases(model, base, train, selection, 2, _cfg(strategy=1), training, log_dir="/tmp/unused_tb")
+    history = train_two_phases(model, base, train, selection, 2, _cfg(strategy=1), training,
+                               log_dir=str(tmp_path / "tb"))
     assert [row["phase"] for row in history["epochs"]] == [1, 1, 1, 2, 2]
     val_losses = [row["val_loss"] for row in history["epochs"]]
     assert min(val_losses[3:]) > 2 * val_losses[2], val_losses  # the last epoch is not the best one ...
@@ -186,7 +188,7 @@ def _bright_and_dark():
     return model, base, train, selection
 
 
-def test_one_repeated_iterator_gives_each_epoch_exactly_one_pass():
+def test_one_repeated_iterator_gives_each_epoch_exactly_one_pass(tmp_path):
     """With the example count known, fit() runs over train_ds.repeat() with steps_per_epoch (no iterator torn
     down per epoch). Each epoch must still be one whole pass, partial last batch included: the weights equal
     those of Keras' own per-epoch iterators over the same unshuffled batches."""
@@ -203,7 +205,7 @@ def test_one_repeated_iterator_gives_each_epoch_exactly_one_pass():
         base = keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()])
         inputs = keras.Input((16, 16, 3))
         model = keras.Model(inputs, keras.layers.Dense(1)(base(inputs, training=False)))
-        histories.append(train_two_phases(model, base, data, data, 2, _cfg(strategy=1), training, "/tmp/unused_tb",
+        histories.append(train_two_phases(model, base, data, data, 2, _cfg(strategy=1), training, str(tmp_path / "tb"),
                                           train_examples=train_examples))
         weights.append(model.get_weights())
     assert [len(h["epochs"]) for h in histories] == [4, 4]
@@ -213,7 +215,7 @@ def test_one_repeated_iterator_gives_each_epoch_exactly_one_pass():
 
 
 @pytest.mark.slow  # trains a whole MobileNetV2 model (features, then head)
-def test_phase_one_on_cached_features_trains_the_models_own_head():
+def test_phase_one_on_cached_features_trains_the_models_own_head(tmp_path):
     """The head fitted on cached pooled features is the model's head: the whole model on images then gives
     the head's selection loss, the base is untouched, and each view is a different augmentation."""
     from tfx_image_finetune.trainer.cached_features import pooled_features
@@ -239,7 +241,7 @@ def test_phase_one_on_cached_features_trains_the_models_own_head():
 
     training = TrainingConfig(head_epochs=3, finetune_epochs=0, head_learning_rate=1e-2, finetune_learning_rate=1e-5,
                               early_stopping_patience=10, feature_views=2, batch_size=8, seed=1)
-    history = train_two_phases(model, base, data, data, 2, cfg, training, log_dir="/tmp/unused_tb")
+    history = train_two_phases(model, base, data, data, 2, cfg, training, log_dir=str(tmp_path / "tb"))
     assert [row["phase"] for row in history["epochs"]] == [1, 1, 1]
     assert not np.allclose(model.get_layer("logits").get_weights()[0], head_before)  # the model's head learned
     assert all(np.array_equal(before, after.numpy()) for before, after in zip(base_before, base.weights))
@@ -296,7 +298,7 @@ def test_logistic_head_weights_classify_raw_features_and_take_the_penalty_the_se
 
 
 @pytest.mark.slow  # a whole (small) MobileNetV2: features, the logistic head, one fine-tuning epoch
-def test_logistic_phase_one_is_one_history_row_and_fine_tuning_then_keeps_its_last_weights():
+def test_logistic_phase_one_is_one_history_row_and_fine_tuning_then_keeps_its_last_weights(tmp_path):
     from tfx_image_finetune.trainer.model import calibrate_batchnorm
     from tfx_image_finetune.trainer.train import train_two_phases
 
@@ -311,7 +313,7 @@ def test_logistic_phase_one_is_one_history_row_and_fine_tuning_then_keeps_its_la
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     training = TrainingConfig(head_epochs=20, finetune_epochs=1, head_learning_rate=1e-2, finetune_learning_rate=1e-5,
                               feature_views=2, batch_size=8, seed=1, head_fit="logistic")
-    history = train_two_phases(model, base, data, data, 2, cfg, training, log_dir="/tmp/unused_tb")
+    history = train_two_phases(model, base, data, data, 2, cfg, training, log_dir=str(tmp_path / "tb"))
     assert [(row["phase"], row["epoch"]) for row in history["epochs"]] == [(1, 1), (2, 2)]  # not 20 head epochs
     first = history["epochs"][0]
     assert first["head_fit"] == "logistic"
