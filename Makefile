@@ -1,7 +1,7 @@
 # `make demo`: the local pipeline on the generated demo images. `make test`: the test suite.
 # `make test-fast`: the unit tests only (no pipeline run; pytest markers e2e and slow, pytest.ini).
-# Both run the tests in TEST_WORKERS processes (pytest-xdist; tests that share the first_run pipeline run stay
-# in one of them, conftest.py). TEST_WORKERS=0 runs them in this process, one after another.
+# Both run the tests in TEST_WORKERS processes (pytest-xdist; a module's tests that share a module-scoped fixture
+# stay in one of them, conftest.py). TEST_WORKERS=0 runs them in this process, one after another.
 # `make docs`: regenerate the flag reference in docs/configuration.md after adding or changing a flag.
 # Each builds .venv from requirements.lock first if needed (see scripts/bootstrap.sh; PYTHON=... overrides).
 VENV ?= .venv
