@@ -164,6 +164,9 @@ CONFIG_FLAGS = {
                                                 "regression on the cached features (trainer/logistic_head.py); auto, "
                                                 "logistic under 1,000 training images",
              choices=HEAD_FITS),
+        Flag("--no-refit", "training.refit", "after the logistic head fit with the last weights kept, train on "
+                                             "train alone (default: the head is refitted, and fine-tuned, on train "
+                                             "+ selection once the selection split chose its penalty)", switch=False),
         Flag("--seed", "training.seed", "seed of the training's randomness (initial head, shuffling, augmentation)",
              type=int),
         Flag("--class-weight", "training.class_weight", "balanced: weight the loss by inverse class frequency",

@@ -297,6 +297,39 @@ def test_logistic_head_weights_classify_raw_features_and_take_the_penalty_the_se
     assert found["selection_loss"][str(found["l2"])] == min(found["selection_loss"].values())
 
 
+def test_the_refit_learns_from_the_selection_rows_with_the_penalty_they_chose():
+    """Selection rows from shifted class centres: refitted with them, the head classifies that shift better,
+    and the penalty is still the one the selection split chose before it joined."""
+    from tfx_image_finetune.trainer.logistic_head import fit
+
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(3, 8))
+
+    def sample(n, shift):
+        y = np.arange(n) % 3
+        return centers[y] + shift * np.eye(8)[y + 3] + rng.normal(size=(n, 8)) * 0.7, y
+
+    train, selection, shifted = sample(90, 0.0), sample(60, 3.0), sample(600, 3.0)
+    plain, refitted = fit(train, selection, 3), fit(train, selection, 3, refit=3)
+
+    def accuracy(found):
+        return ((shifted[0] @ found["kernel"] + found["bias"]).argmax(axis=1) == shifted[1]).mean()
+
+    assert (refitted["l2"], refitted["selection_loss"]) == (plain["l2"], plain["selection_loss"])
+    assert accuracy(refitted) > accuracy(plain) + 0.05, (accuracy(refitted), accuracy(plain))
+
+
+def test_the_selection_split_joins_the_training_only_after_the_logistic_head_with_the_last_weights_kept():
+    from tfx_image_finetune.trainer.train import refitted
+
+    both = tf.data.Dataset.range(3)
+    assert refitted(TrainingConfig(), "logistic", both)
+    assert not refitted(TrainingConfig(), "epochs", both)  # the selection split still chooses the epoch
+    assert not refitted(TrainingConfig(selection="val_loss"), "logistic", both)
+    assert not refitted(TrainingConfig(refit=False), "logistic", both)
+    assert not refitted(TrainingConfig(), "logistic", None)
+
+
 @pytest.mark.slow  # a whole (small) MobileNetV2: features, the logistic head, one fine-tuning epoch
 def test_logistic_phase_one_is_one_history_row_and_fine_tuning_then_keeps_its_last_weights(tmp_path):
     from tfx_image_finetune.trainer.model import calibrate_batchnorm

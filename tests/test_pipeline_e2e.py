@@ -2,6 +2,7 @@
 
 import html
 import json
+import math
 import os
 import re
 
@@ -67,6 +68,9 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run, first_run_log):
     # ... as ExampleGen counted them (its ingest report), not by a pass of the Trainer's own over the TFRecords
     ingest = json.load(open(tf.io.gfile.glob(os.path.join(root, "ImageFolderExampleGen/ingest_report/*/report.json"))[0]))
     assert history["train_examples_per_class"] == ingest["examples_per_split"]["train"]
+    # Small data, so the logistic head: once the selection split chose its penalty it joined the training
+    both = sum(ingest["examples_per_split"]["train"].values()) + sum(ingest["examples_per_split"]["selection"].values())
+    assert history["refit"] and history["epochs"][1]["steps"] == math.ceil(both / cfg.training.batch_size)
     trainer_log = [m for m in first_run_log.messages if m.startswith("tfx_image_finetune.trainer.task: ")]
     assert [m for m in trainer_log if "training examples per class" in m]  # its lines are recorded ...
     assert not [m for m in trainer_log if "no ingest report counts" in m]  # ... and it did not count

@@ -148,6 +148,9 @@ class TrainingConfig:
     class_weight: str = "none"
     selection: str = "auto"  # SELECTIONS
     head_fit: str = "auto"  # HEAD_FITS
+    # After the logistic head fit, with the last weights kept (nothing left for the selection split to choose):
+    # refit the head with the penalty the selection split picked, and fine-tune, on train + selection.
+    refit: bool = True
     # Start from the latest blessed model's weights when task (classes, image size, features) and network
     # (backbone, alpha) match (trainer/warm_start.py).
     warm_start: bool = False

@@ -21,35 +21,56 @@ L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # penalty per training example, as tra
 
 
 def fit(train: Tuple[np.ndarray, np.ndarray], selection: Tuple[np.ndarray, np.ndarray], num_classes: int,
-        seed: int = 0) -> Dict:
-    """{"kernel" [D, 1 or K], "bias", "l2", "selection_loss" per l2}: the Dense layer's weights of the best fit."""
-    from sklearn.linear_model import LogisticRegression
+        seed: int = 0, refit: int = 0) -> Dict:
+    """{"kernel" [D, 1 or K], "bias", "l2", "selection_loss" per l2}: the Dense layer's weights of the best fit.
+    `refit` > 0: the chosen penalty is fitted again on train + selection, each selection row `refit` times (as
+    many rows as each training image has views)."""
     from sklearn.metrics import log_loss
 
     x, y = np.asarray(train[0], np.float64), np.asarray(train[1]).reshape(-1).astype(np.int64)
     sx, sy = np.asarray(selection[0], np.float64), np.asarray(selection[1]).reshape(-1).astype(np.int64)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    standard = (x - mean) / std
     losses, fits = {}, {}
     for l2 in L2_GRID:
-        model = LogisticRegression(C=1.0 / (l2 * len(y)), max_iter=2000, random_state=seed)
-        model.fit(standard, y)
-        losses[l2] = float(log_loss(sy, model.predict_proba((sx - mean) / std), labels=list(range(num_classes))))
-        fits[l2] = model
+        fits[l2] = _Standardised(x, y, l2, seed)
+        losses[l2] = float(log_loss(sy, fits[l2].probabilities(sx), labels=list(range(num_classes))))
     best = min(L2_GRID, key=lambda l2: (losses[l2], -l2))  # ties: the stronger penalty
-    coef, intercept = fits[best].coef_, fits[best].intercept_  # [1, D] (two classes: class 1's logit) or [K, D]
-    kernel = (coef / std).T
-    bias = intercept - (coef * (mean / std)).sum(axis=1)
-    return {"kernel": kernel.astype(np.float32), "bias": bias.astype(np.float32), "l2": best,
+    chosen = fits[best]
+    if refit:
+        chosen = _Standardised(np.concatenate([x, np.repeat(sx, refit, axis=0)]),
+                               np.concatenate([y, np.repeat(sy, refit)]), best, seed)
+    kernel, bias = chosen.dense_weights()
+    return {"kernel": kernel, "bias": bias, "l2": best,
             "selection_loss": {str(k): round(v, 4) for k, v in losses.items()}}
 
 
-def fit_head(head, train, selection, num_classes: int, seed: int) -> Dict:
+class _Standardised:
+    """scikit-learn's L2 logistic regression on standardised features (penalty per example)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, l2: float, seed: int):
+        from sklearn.linear_model import LogisticRegression
+
+        self.mean, self.std = x.mean(axis=0), x.std(axis=0) + 1e-6
+        self.model = LogisticRegression(C=1.0 / (l2 * len(y)), max_iter=2000, random_state=seed)
+        self.model.fit((x - self.mean) / self.std, y)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba((x - self.mean) / self.std)
+
+    def dense_weights(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(kernel [D, 1 or K], bias): the standardisation folded in; two classes: class 1's logit."""
+        coef, intercept = self.model.coef_, self.model.intercept_
+        kernel = (coef / self.std).T
+        bias = intercept - (coef * (self.mean / self.std)).sum(axis=1)
+        return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def fit_head(head, train, selection, num_classes: int, seed: int, refit: int = 0) -> Dict:
     """Fits, sets `head`'s Dense ("logits") weights, returns what history.json records of it."""
     from tfx_image_finetune.trainer.cached_features import LOGITS_LAYER
 
-    found = fit(train, selection, num_classes, seed)
+    found = fit(train, selection, num_classes, seed, refit)
     head.get_layer(LOGITS_LAYER).set_weights([found["kernel"], found["bias"]])
     log.info("phase 1: logistic regression on %d cached feature rows, L2 %g chosen by the selection split's "
-             "log-loss (%s)", len(train[0]), found["l2"], found["selection_loss"])
+             "log-loss (%s)%s", len(train[0]), found["l2"], found["selection_loss"],
+             f"; refitted with the selection rows ({len(selection[0])} x {refit})" if refit else "")
     return {"l2": found["l2"], "selection_loss": found["selection_loss"]}

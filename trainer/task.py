@@ -153,6 +153,9 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
             len(names), model_cfg, training_cfg, run_dir, distribution,
             class_weight={names.index(n): w for n, w in class_weight.items()} if class_weight else None,
             feature_budget_bytes=data_input["feature_budget_bytes"], train_examples=sum(train_counts.values()),
+            refit_ds=dataset(list(fn_args.train_files) + list(fn_args.eval_files), True,
+                             sum(train_counts.values()) + eval_count),  # read only if refitted
+            refit_examples=sum(train_counts.values()) + eval_count,
         )
         history.update({"classes": names, "train_examples_per_class": train_counts,
                         "weights": model_cfg.weights if weights else "none (random init)",

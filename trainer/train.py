@@ -82,6 +82,8 @@ def train_two_phases(
     class_weight: Optional[Dict[int, float]] = None,
     feature_budget_bytes: Optional[int] = None,
     train_examples: Optional[int] = None,
+    refit_ds: Optional[tf.data.Dataset] = None,
+    refit_examples: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Phase 1 (head, Adam(head_lr)); phase 2 (unfrozen per strategy, Adam(finetune_lr)), epochs continuing.
 
@@ -90,6 +92,7 @@ def train_two_phases(
     With `train_examples` known, the image epochs run over one repeated iterator (`steps_per_epoch` of one
     pass): Keras otherwise makes and destroys a tf.data iterator every epoch, which stalled for up to ~9 s
     per epoch here (a shuffle buffer of decoded images torn down).
+    `refit_ds` (train + selection, `refit_examples` of them): phase 2's data once refitted() says so.
     """
     keeper = KeepBestWeights(model)
     head_fit = "epochs"  # "logistic" once phase 1 was the logistic fit
@@ -113,10 +116,14 @@ def train_two_phases(
                     steps = None  # the in-memory features: Keras' own epoch of one pass
             compile_model(fitted, num_classes, learning_rate)  # recompile: trainable flags changed
         if phase == 1 and views > 0 and cached and logistic_head(training_cfg, distribution, train_examples):
+            head_fit = "logistic"
+            refit = refitted(training_cfg, head_fit, refit_ds)
             rows.append(_logistic_phase_one(fitted, arrays, train_data, eval_data, num_classes, training_cfg, keeper,
-                                            model))
+                                            model, views if refit else 0))
             seconds["phase_1"] = rows[-1]["epoch_seconds"]
-            epochs_done, head_fit = 1, "logistic"
+            epochs_done = 1
+            if refit:  # the selection split has chosen: it joins the training (its metrics are no longer held out)
+                image_train, image_steps = refit_ds.repeat(), math.ceil(refit_examples / training_cfg.batch_size)
             continue
         keep_best = selection_of(training_cfg, head_fit) == "val_loss"
         clock = EpochClock()
@@ -144,12 +151,13 @@ def train_two_phases(
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
+    refit = refitted(training_cfg, head_fit, refit_ds)
     if selection_of(training_cfg, head_fit) == "last":
         return {"epochs": rows, "best_epoch": epochs_done, "best_val_loss": rows[-1].get("val_loss"),
-                "selection": "last", "head_fit": head_fit, "seconds": seconds}
+                "selection": "last", "head_fit": head_fit, "refit": refit, "seconds": seconds}
     keeper.restore()
     return {"epochs": rows, "best_epoch": keeper.best_epoch + 1, "best_val_loss": keeper.best,
-            "selection": "val_loss", "head_fit": head_fit, "seconds": seconds}
+            "selection": "val_loss", "head_fit": head_fit, "refit": refit, "seconds": seconds}
 
 
 def selection_of(training_cfg: TrainingConfig, head_fit: str) -> str:
@@ -160,6 +168,14 @@ def selection_of(training_cfg: TrainingConfig, head_fit: str) -> str:
     if training_cfg.selection != "auto":
         return training_cfg.selection
     return "last" if head_fit == "logistic" else "val_loss"
+
+
+def refitted(training_cfg: TrainingConfig, head_fit: str, refit_ds) -> bool:
+    """--refit (default on): after the logistic head fit with the last weights kept, the selection split has
+    chosen all it chooses (the penalty), so the head is refitted and fine-tuned on train + selection: on a
+    small set a tenth more training images (benchmarks/quality.py). The Evaluator's test split stays unseen."""
+    return (training_cfg.refit and refit_ds is not None and head_fit == "logistic"
+            and selection_of(training_cfg, head_fit) == "last")
 
 
 def logistic_head(training_cfg: TrainingConfig, distribution, train_examples: Optional[int]) -> bool:
@@ -178,12 +194,14 @@ def logistic_head(training_cfg: TrainingConfig, distribution, train_examples: Op
     return wanted
 
 
-def _logistic_phase_one(head, arrays, train_data, eval_data, num_classes, training_cfg, keeper, model) -> Dict:
-    """Phase 1 by trainer/logistic_head.py: one history row, evaluated as an epoch would be; the keeper sees it."""
+def _logistic_phase_one(head, arrays, train_data, eval_data, num_classes, training_cfg, keeper, model,
+                        refit: int) -> Dict:
+    """Phase 1 by trainer/logistic_head.py: one history row, evaluated as an epoch would be; the keeper sees it.
+    `refit`: refitted with the selection rows, each that many times (0: not)."""
     from tfx_image_finetune.trainer import logistic_head as logistic
 
     start = time.monotonic()
-    fitted = logistic.fit_head(head, arrays[0], arrays[1], num_classes, training_cfg.seed)
+    fitted = logistic.fit_head(head, arrays[0], arrays[1], num_classes, training_cfg.seed, refit)
     train_loss, train_accuracy = head.evaluate(train_data, verbose=0)
     val_loss, val_accuracy = head.evaluate(eval_data, verbose=0)
     logs = {"loss": train_loss, "accuracy": train_accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
