@@ -245,6 +245,18 @@ def _strategy_section(history: Optional[Dict[str, Any]]) -> str:
             f'{cells}</table><p>{_e(decision.get("reason", ""))}</p>')
 
 
+def kept_weights(history: Dict[str, Any]) -> str:
+    """Which epoch's weights the model has, and whether the selection figures after phase 1 are held out."""
+    epoch = history.get("best_epoch")
+    if history.get("selection") != "last":
+        return f"Restored weights: epoch {epoch} (lowest selection loss {_fmt(history.get('best_val_loss'))})"
+    text = f"Kept weights: the last epoch ({epoch})"
+    if history.get("refit"):
+        text += (" after the selection split joined the training once it chose the head's penalty (its figures "
+                 "after phase 1 are not held out; the Evaluator's test split is)")
+    return text
+
+
 def _training_section(history: Optional[Dict[str, Any]]) -> str:
     if not history or not history.get("epochs"):
         return "<p>No training history (history.json) found.</p>"
@@ -259,8 +271,8 @@ def _training_section(history: Optional[Dict[str, Any]]) -> str:
     warm = history.get("warm_start")
     warm_html = f'<p data-warm-start="{_e(warm.get("used"))}">Start: {_e(warm.get("note"))}</p>' if warm else ""
     return (_img(curves_plot(history), "learning curves")
-            + f'<p data-best-epoch="{history.get("best_epoch")}">Restored weights: epoch {history.get("best_epoch")} '
-              f'(lowest selection loss {_fmt(history.get("best_val_loss"))}); weights: {_e(history.get("weights"))}.</p>'
+            + f'<p data-best-epoch="{history.get("best_epoch")}">{_e(kept_weights(history))}; '
+              f'weights: {_e(history.get("weights"))}.</p>'
             + warm_html
             + '<details><summary>Every epoch</summary><table class="num"><tr><th>epoch</th><th>phase</th><th>loss</th>'
               '<th>accuracy</th><th>selection loss</th><th>selection accuracy</th><th>trainable params</th></tr>'

@@ -57,3 +57,13 @@ def test_the_tflite_model_beside_the_saved_model_and_a_refusal_in_the_closing_li
     assert tflite_line(passed, {"pushed": True, "destination": "/s/m/1", "tflite": "pushed"}).endswith(
         "pushed: /s/m/1/tflite/model.tflite")
     assert "No TFLite export" in render(report_data(2))
+
+
+def test_the_report_says_which_weights_were_kept_and_when_the_selection_figures_are_not_held_out():
+    from tfx_image_finetune.report.render import kept_weights
+
+    assert kept_weights({"best_epoch": 3, "best_val_loss": 0.25, "selection": "val_loss"}) == (
+        "Restored weights: epoch 3 (lowest selection loss 0.2500)")
+    assert kept_weights({"best_epoch": 11, "selection": "last", "refit": False}) == "Kept weights: the last epoch (11)"
+    refitted = kept_weights({"best_epoch": 11, "selection": "last", "refit": True})
+    assert refitted.startswith("Kept weights: the last epoch (11) after the selection split joined the training")
