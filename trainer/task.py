@@ -14,7 +14,8 @@ from tfx_image_finetune.component_configs import EXAMPLES_PER_CLASS_KEY, Trainer
 from tfx_image_finetune.config import ModelConfig
 from tfx_image_finetune.trainer.distribute import (PEER_FAILURES, Cluster, check_agreed, device_distribution,
                                                   lost_worker, mixed_precision, output_dir, wait_for_chief_export)
-from tfx_image_finetune.trainer.data import choose_input, label_counts, make_dataset, raw_images
+from tfx_image_finetune.trainer.data import (MIB, choose_input, decoded_bytes, label_counts, make_dataset,
+                                            raw_images)
 from tfx_image_finetune.trainer.export import ServingModule, export_saved_model
 from tfx_image_finetune.trainer.model import build_model, calibrate_batchnorm, keras_weights
 from tfx_image_finetune.trainer.strategy import decide
@@ -126,10 +127,9 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
     log.info("training input: %s", "decoded images cached in memory" if data_input["in_memory"] else
              f"streamed (decoded images {data_input['decoded_mib']} MiB > cache budget {training_cfg.cache_budget_mb} MiB)")
 
-    def dataset(files, training, examples):
+    def dataset(files, training, examples, in_memory=data_input["in_memory"]):
         return make_dataset(files, tft_output, transform_cfg.label_key, training_cfg.batch_size, training,
-                            data_input["in_memory"], training_cfg.shuffle_buffer, training_cfg.seed, cluster.workers,
-                            examples)
+                            in_memory, training_cfg.shuffle_buffer, training_cfg.seed, cluster.workers, examples)
 
     weights = keras_weights(model_cfg)
     with distribution.scope():
@@ -147,15 +147,17 @@ def _train_and_export(fn_args, cfg: TrainerConfig, cluster: Cluster, distributio
     eval_ds = dataset(fn_args.eval_files, False, eval_count)
     feature_keys = (transform_cfg.image_key, transform_cfg.label_key)
     warm = warm_start(model, fn_args.base_model, names, model_cfg, feature_keys, eval_ds) if training_cfg.warm_start else None
+    both = sum(train_counts.values()) + eval_count  # train + selection, should the selection split join
     with output_dir(fn_args.model_run_dir, cluster) as run_dir:  # another worker's logs: scratch, removed
         history = train_two_phases(
             model, base, train_ds, eval_ds,
             len(names), model_cfg, training_cfg, run_dir, distribution,
             class_weight={names.index(n): w for n, w in class_weight.items()} if class_weight else None,
             feature_budget_bytes=data_input["feature_budget_bytes"], train_examples=sum(train_counts.values()),
-            refit_ds=dataset(list(fn_args.train_files) + list(fn_args.eval_files), True,
-                             sum(train_counts.values()) + eval_count),  # read only if refitted
-            refit_examples=sum(train_counts.values()) + eval_count,
+            refit_ds=dataset(list(fn_args.train_files) + list(fn_args.eval_files), True, both,  # read if refitted
+                             in_memory=data_input["in_memory"] and 2 * decoded_bytes(both, cfg.image_size)
+                             <= training_cfg.cache_budget_mb * MIB),  # a second cache beside the first
+            refit_examples=both,
         )
         history.update({"classes": names, "train_examples_per_class": train_counts,
                         "weights": model_cfg.weights if weights else "none (random init)",
