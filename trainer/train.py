@@ -96,6 +96,7 @@ def train_two_phases(
     """
     keeper = KeepBestWeights(model)
     head_fit = "epochs"  # "logistic" once phase 1 was the logistic fit
+    refit = False  # True once the selection split joined the training (refitted())
     rows: List[Dict[str, Any]] = []
     seconds: Dict[str, float] = {}
     epochs_done = 0
@@ -151,7 +152,6 @@ def train_two_phases(
             row.update({k: float(v[i]) for k, v in history.history.items()})
             rows.append(row)
         epochs_done += len(history.epoch)
-    refit = refitted(training_cfg, head_fit, refit_ds)
     if selection_of(training_cfg, head_fit) == "last":
         return {"epochs": rows, "best_epoch": epochs_done, "best_val_loss": rows[-1].get("val_loss"),
                 "selection": "last", "head_fit": head_fit, "refit": refit, "seconds": seconds}
