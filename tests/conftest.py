@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Dict
+import fcntl
+import json
 import logging
 import os
 import shutil
+from typing import Dict
 
 import pytest
 
@@ -42,30 +45,66 @@ class _Records(logging.Handler):
 
 
 @pytest.fixture(scope="session")
-def first_run_log():
-    """Every log record of the first_run fixture's run (e.g. which Beam runner ran)."""
-    return _Records()
+def shared_tmp(tmp_path_factory, worker_id):
+    """A folder every process of this test session shares (under pytest-xdist the workers' base temp's parent),
+    for what is built once per session, not once per process."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+@contextlib.contextmanager
+def _built_once(shared, name: str):
+    """Holds `name`'s lock across the session's processes; yields the file that says it was built (exists: skip
+    building) or that building it failed (a JSON with "error": raised here, not built again)."""
+    with open(os.path.join(shared, name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = os.path.join(shared, name + ".json")
+        if os.path.isfile(done):
+            with open(done) as f:
+                error = json.load(f).get("error")
+            if error:
+                pytest.fail(f"{name} failed in another test process: {error}")
+        try:
+            yield done
+        except Exception as err:
+            with open(done, "w") as f:
+                json.dump({"error": f"{type(err).__name__}: {err}"}, f)
+            raise
 
 
 @pytest.fixture(scope="session")
-def first_run(demo_images, tmp_path_factory, first_run_log):
-    """One real LocalDagRunner run over the demo images, shared by the end-to-end and serving tests.
+def first_run(demo_images, shared_tmp):
+    """One real LocalDagRunner run over the demo images, shared by the end-to-end and serving tests (built by the
+    first test process that needs it; the others wait for it and read it).
 
-    Tests that run the pipeline again do it on a copy (`copy_of_run`), so none depends on the order of tests.
+    Tests that run the pipeline again do it on a copy (`copy_of_run`), so none depends on the order of tests and
+    none writes into the shared run.
     """
-    from tfx_image_finetune.local import runner as local_runner
-
-    cfg = small_config(str(tmp_path_factory.mktemp("e2e")), demo_images)
+    cfg = small_config(os.path.join(shared_tmp, "e2e"), demo_images)
     cfg.model.tflite = "float"  # the TFLite export, its gate and its push ride along (float: equal to the model)
-    root, level = logging.getLogger(), logging.getLogger().level
-    root.addHandler(first_run_log)
-    root.setLevel(logging.INFO)
-    try:
-        local_runner.run(cfg)
-    finally:
-        root.removeHandler(first_run_log)
-        root.setLevel(level)
+    with _built_once(shared_tmp, "first_run") as done:
+        if not os.path.isfile(done):
+            from tfx_image_finetune.local import runner as local_runner
+
+            records, root = _Records(), logging.getLogger()
+            level = root.level
+            root.addHandler(records)
+            root.setLevel(logging.INFO)
+            try:
+                local_runner.run(cfg)
+            finally:
+                root.removeHandler(records)
+                root.setLevel(level)
+            with open(done, "w") as f:
+                json.dump({"log": records.messages}, f)
     return cfg
+
+
+@pytest.fixture(scope="session")
+def first_run_log(first_run, shared_tmp):
+    """Every log record of the first_run fixture's run (e.g. which Beam runner ran), as `name: message`."""
+    with open(os.path.join(shared_tmp, "first_run.json")) as f:
+        return json.load(f)["log"]
 
 
 def copy_of_run(cfg, destination: str):
@@ -96,11 +135,16 @@ def color_classes(root: str, colors: dict, per_class: int, size: int = 64) -> st
 
 
 @pytest.fixture(scope="session")
-def demo_images(tmp_path_factory):
-    from tfx_image_finetune.local import demo_data
+def demo_images(shared_tmp):
+    """The demo's generated images (60 per class), made once per session."""
+    root = os.path.join(shared_tmp, "demo_images")
+    with _built_once(shared_tmp, "demo_images") as done:
+        if not os.path.isfile(done):
+            from tfx_image_finetune.local import demo_data
 
-    root = str(tmp_path_factory.mktemp("demo_images"))
-    demo_data.generate(root, per_class=60)
+            demo_data.generate(root, per_class=60)
+            with open(done, "w") as f:
+                json.dump({}, f)
     return root
 
 

@@ -71,7 +71,7 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run, first_run_log):
     # Small data, so the logistic head: once the selection split chose its penalty it joined the training
     both = sum(ingest["examples_per_split"]["train"].values()) + sum(ingest["examples_per_split"]["selection"].values())
     assert history["refit"] and history["epochs"][1]["steps"] == math.ceil(both / cfg.training.batch_size)
-    trainer_log = [m for m in first_run_log.messages if m.startswith("tfx_image_finetune.trainer.task: ")]
+    trainer_log = [m for m in first_run_log if m.startswith("tfx_image_finetune.trainer.task: ")]
     assert [m for m in trainer_log if "training examples per class" in m]  # its lines are recorded ...
     assert not [m for m in trainer_log if "no ingest report counts" in m]  # ... and it did not count
     assert tf.io.gfile.glob(os.path.join(root, "Trainer/model_run/*/train/events.out.tfevents.*"))
@@ -79,7 +79,7 @@ def test_every_component_ran_and_wrote_its_artifacts(first_run, first_run_log):
     assert md.eval_metrics(cfg.metadata_path)["example_count"] == _count(root, "ImageFolderExampleGen", "test")
     assert md.baseline(cfg.metadata_path).startswith("none: no blessed model of this task")
     # Beam ran on the pinned runner: no attempt to download or start Prism.
-    beam = [m for m in first_run_log.messages if m.startswith("apache_beam")]
+    beam = [m for m in first_run_log if m.startswith("apache_beam")]
     assert beam and not [m for m in beam if "prism" in m.lower()], [m for m in beam if "prism" in m.lower()][:3]
 
 

@@ -21,6 +21,7 @@ from tfx_image_finetune.report import evaluation
 from tfx_image_finetune.report import run_report as report
 from tfx_image_finetune.report import run_summary as md
 from tfx_image_finetune.serving_contract import versions
+from tests.conftest import copy_of_run
 
 pytestmark = pytest.mark.e2e  # the shared first_run's report
 
@@ -136,16 +137,17 @@ def test_wrong_and_right_test_images_are_shown_beside_their_heat_maps(page):
     assert "No heat maps" not in text
 
 
-def test_the_report_subcommand_rerenders_the_latest(first_run, capsys):
+def test_the_report_subcommand_rerenders_the_latest(first_run, tmp_path, capsys):
     from tfx_image_finetune.cli.main import main
 
-    latest = os.path.join(first_run.runtime.output_dir, report.REPORT_FILE)
+    run = copy_of_run(first_run, str(tmp_path / "run"))  # the shared run is only read (other processes read it)
+    latest = os.path.join(run.runtime.output_dir, report.REPORT_FILE)
     os.remove(latest)
-    assert main(["report", first_run.runtime.output_dir]) == 0
+    assert main(["report", run.runtime.output_dir]) == 0
     out = capsys.readouterr().out
     assert os.path.isfile(latest) and "Report: " in out and "/reports/" in out
     with pytest.raises(SystemExit) as exit_:
-        main(["report", str(first_run.runtime.output_dir) + "-missing"])
+        main(["report", str(run.runtime.output_dir) + "-missing"])
     assert exit_.value.code == 1 and "no pipeline metadata" in capsys.readouterr().err
 
 
