@@ -86,6 +86,7 @@ def test_a_darker_smaller_imbalanced_run_drifts_and_one_on_the_same_data_does_no
 
     same = copy_of_run(first_run, str(tmp_path / "same"))
     same.training.head_epochs = 2  # trains again (and is judged against the first model), on the same examples
+    same.model.tflite = "none"  # (the TFLite export is tested on the first run)
     same.data.fail_on_drift = True
     local_runner.run(same)  # the gate passes on the same data
     result = drift.drift(same.metadata_path, same.data.drift_threshold)
@@ -96,6 +97,7 @@ def test_a_darker_smaller_imbalanced_run_drifts_and_one_on_the_same_data_does_no
     other = copy_of_run(first_run, str(tmp_path / "other"))
     other.data.path = _darker_smaller_imbalanced(first_run.data.path, tmp_path / "darker")
     other.data.fail_on_drift = True  # first: stopped before training
+    other.model.tflite = "none"
     models = len(store(other.metadata_path).get_artifacts_by_type("Model"))
     with pytest.raises(Exception, match=r"--fail-on-drift: stopped before training; label distribution L-infinity"):
         local_runner.run(other)

@@ -157,6 +157,7 @@ def test_rerun_reuses_cached_steps_and_an_unreachable_threshold_pushes_nothing(f
     # A training change retrains without re-running the data steps (Transform sees only its own settings),
     # and a model that must beat the last blessed one by 1.0 (the whole accuracy scale) is not blessed.
     cfg.training.finetune_epochs = 2
+    cfg.model.tflite = "none"  # (the TFLite export is tested on the first run)
     cfg.eval.accuracy_threshold = 1.0
     cfg.eval.max_accuracy_drop = -1.0
     assert cli._run(cfg) == cli.EXIT_NOT_BLESSED  # the verdict is in the exit code
