@@ -11,7 +11,7 @@ from typing import List, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from tfx_image_finetune.components.evaluator.baseline_resolution import LatestBlessedModelOfSameTask
+from tfx_image_finetune.components.evaluator.baseline_resolution import BLESSING, MODEL, LatestBlessedModelOfSameTask
 from tfx_image_finetune.components.evaluator.component import Evaluator
 from tfx_image_finetune.components.image_folder_example_gen.component import ImageFolderExampleGen, hash_split_output
 from tfx_image_finetune.components.hyperparameters.component import TrainingHyperparameters
@@ -52,8 +52,8 @@ def baseline_resolver(cfg: PipelineConfig, classes: Optional[List[str]], for_kfp
     """The latest blessed model of this task (same classes, image size and features) as the Evaluator's
     baseline. KFP v2 compiles only TFX's own strategies: in the cloud the latest blessed model of any task,
     which the Evaluator's executor drops when it is of another task."""
-    channels = dict(model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-                    model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing))
+    channels = {MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)}
     if for_kfp:
         resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels)
     else:
@@ -73,8 +73,8 @@ def drift_gate(cfg: PipelineConfig, classes: Optional[List[str]], statistics, ge
     task = {"image_size": cfg.image_size, "image_key": cfg.data.image_key, "label_key": cfg.data.label_key,
             **({"classes": classes} if classes else {})}
     resolver = tfx.dsl.Resolver(strategy_class=baseline_data.BaselineDataOfSameTask, config=task, **{
-        baseline_data.MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        baseline_data.BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         baseline_data.STATISTICS: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
         baseline_data.INGEST_REPORT: tfx.dsl.Channel(type=ImageIngestReport),
     }).with_id("replaced_model_data_resolver")

@@ -75,20 +75,22 @@ def _darker_smaller_imbalanced(source, target):
 
 @pytest.mark.e2e
 def test_a_darker_smaller_imbalanced_run_drifts_and_one_on_the_same_data_does_not(first_run, tmp_path):
-    """Two runs on copies of the shared first run (whose blessed model each would replace)."""
+    """Two runs on copies of the shared first run (whose blessed model each would replace): the same settings
+    (every step up to the Trainer cached; the Evaluator judges the model against the first run's), and darker
+    images."""
     import re
 
     from tfx_image_finetune.local import runner as local_runner
     from tfx_image_finetune.metadata_store import store
     from tfx_image_finetune.local.run_child import drift_lines
     from tfx_image_finetune.report import drift
-    from tests.conftest import copy_of_run
+    from tests.conftest import copy_of_run, last_states
 
     same = copy_of_run(first_run, str(tmp_path / "same"))
-    same.training.head_epochs = 2  # trains again (and is judged against the first model), on the same examples
-    same.model.tflite = "none"  # (the TFLite export is tested on the first run)
     same.data.fail_on_drift = True
     local_runner.run(same)  # the gate passes on the same data
+    states = last_states(same.metadata_path, same.runtime.pipeline_name)
+    assert states["Trainer"] == "CACHED" and states["Evaluator"] == "COMPLETE", states
     result = drift.drift(same.metadata_path, same.data.drift_threshold)
     assert result["baseline"] and len(result["findings"]) == 8  # labels, 5 image properties, format, colour
     assert not [f for f in result["findings"] if f["drifted"] or f["distance"] > 1e-6]

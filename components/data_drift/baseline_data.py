@@ -8,14 +8,14 @@ may not. Local runs only, like the policy it extends (the compiled Vertex pipeli
 from __future__ import annotations
 
 from tfx_image_finetune.components.data_drift.lineage import data_artifacts, trained_on
-from tfx_image_finetune.components.evaluator.baseline_resolution import LatestBlessedModelOfSameTask
+from tfx_image_finetune.components.evaluator.baseline_resolution import MODEL, LatestBlessedModelOfSameTask
 
-MODEL, BLESSING, STATISTICS, INGEST_REPORT = "model", "model_blessing", "statistics", "ingest_report"
+STATISTICS, INGEST_REPORT = "statistics", "ingest_report"
 
 
 class BaselineDataOfSameTask(LatestBlessedModelOfSameTask):
     def resolve_artifacts(self, store, input_dict):
-        found = self._resolve(input_dict, MODEL, BLESSING)
+        found = self.latest_of_same_task(input_dict)
         out = {key: [] for key in input_dict}
         if not found[MODEL]:
             return out
