@@ -217,8 +217,8 @@ def pytest_collection_modifyitems(config, items):
 
 def _uses_a_module_fixture(item) -> bool:
     """Under `make test` (pytest-xdist, --dist loadgroup) the tests of one module that share a module-scoped
-    fixture (a pipeline run, an exported model) go to one process, so the fixture is built once. Session fixtures
-    (first_run) are built once per process."""
+    fixture (a pipeline run, an exported model) go to one process, so the fixture is built once. The session's
+    first_run is shared across processes another way (`_built_once`)."""
     info = getattr(item, "_fixtureinfo", None)
     return info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
 
