@@ -213,6 +213,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _uses_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=_start_order)  # stable: within each class, the files' order
+
+
+def _start_order(item) -> int:
+    """The heavy tests first, so that the processes end together instead of one waiting on the last long test:
+    those that do not need the shared run (each process starts one while the other may build it), then those
+    that do, then the unit tests, which fill the end."""
+    if item.get_closest_marker("e2e") is None and item.get_closest_marker("slow") is None:
+        return 2
+    return 1 if "first_run" in getattr(item, "fixturenames", ()) else 0
 
 
 def _uses_a_module_fixture(item) -> bool:
