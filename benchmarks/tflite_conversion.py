@@ -1,6 +1,6 @@
 """The TFLite conversion's own cost: trainer/tflite.convert (the classifier function frozen) against the
-converter's SavedModel round trip (the same function with the model as its trackable object), same model, same
-run, with the largest difference between the two flatbuffers' outputs on the same images.
+converter's default SavedModel round trip (`experimental_lower_to_saved_model` left on), same model, same run,
+with the largest difference between the two flatbuffers' outputs on the same images.
 
     .venv/bin/python benchmarks/tflite_conversion.py --backbone mobilenet_v2 --alpha 0.35 --image-size 160
 """
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
         start = time.monotonic()
         frozen = tflite.convert(model, args.classes, args.image_size, mode, images)
         frozen_s = time.monotonic() - start
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(  # the round trip: a trackable object given
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(  # the default: a SavedModel round trip
             [tflite.classifier_function(model, args.classes, args.image_size)], model)
         if mode == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]

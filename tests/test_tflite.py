@@ -158,3 +158,18 @@ def test_predict_tflite_prints_what_predict_prints_for_the_saved_model(trained, 
     assert all(abs(float(a[2]) - float(b[2])) <= 2e-4 for a, b in zip(lite, saved))
     code, _, err = predict_cli(capsys, "--tflite", str(tmp_path / "missing.tflite"), *files)
     assert code != 0 and "missing.tflite" in " ".join(err)
+
+
+def test_conversion_adds_no_warning_to_the_run(trained, caplog):
+    """The conversion's switches (no SavedModel round trip; uint8 input calibrated, not given TF1 statistics)
+    leave the console as it was: no WARNING record, no Python warning."""
+    import logging
+    import warnings
+
+    pixels = [np.full((SIZE, SIZE, 3), v, np.float32) for v in (0.0, 128.0, 255.0)]
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for mode in ("float", "int8"):
+            assert tflite.convert(trained["model"], 2, SIZE, mode, pixels)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [str(w.message) for w in caught if "tensorflow" in w.filename and "lite" in w.filename]
