@@ -65,6 +65,7 @@ def test_a_lost_peer_is_named():
     assert message.startswith("training stopped on chief 0: worker 1 is gone (UnavailableError: Collective ops")
 
 
+@pytest.mark.slow  # trains a backbone twice (~15 s on 2 cores)
 def test_mixed_precision_computes_in_float16_and_answers_in_float32():
     from tfx_image_finetune.trainer.keras2 import keras
     from tfx_image_finetune.trainer.model import build_model, compile_model

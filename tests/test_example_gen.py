@@ -12,6 +12,7 @@ from tfx_image_finetune.components.image_folder_example_gen.component import mak
 from tfx_image_finetune.components.image_folder_example_gen.executor import ImageIngestError
 from tests.helpers import SPLIT_RATIOS, run_example_gen
 
+@pytest.mark.slow  # Beam ExampleGen over the 120 demo images (~15 s on 2 cores)
 def test_hash_split_is_deterministic_and_follows_ratios(demo_images, tmp_path):
     first, report = run_example_gen(demo_images, str(tmp_path / "a"))
     second, _ = run_example_gen(demo_images, str(tmp_path / "b"))
@@ -54,6 +55,7 @@ def test_bad_files_are_skipped_counted_and_listed(demo_images, tmp_path):
     assert "sunny/tiny.gif" in names and not names & set(skipped)
 
 
+@pytest.mark.slow  # Beam ExampleGen over the 120 demo images (~15 s on 2 cores)
 def test_given_splits_are_kept(demo_images, tmp_path):
     root = tmp_path / "split"
     for split, cls_range in (("train", range(0, 40)), ("validation", range(40, 60))):
