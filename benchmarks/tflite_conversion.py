@@ -40,7 +40,6 @@ def outputs(flatbuffer: bytes, images, mode: str):
 def main(argv=None) -> None:
     args = parse_args(argv)
     import numpy as np
-    import tensorflow as tf
 
     from tfx_image_finetune.config import ModelConfig
     from tfx_image_finetune.trainer import tflite
@@ -55,13 +54,8 @@ def main(argv=None) -> None:
         start = time.monotonic()
         frozen = tflite.convert(model, args.classes, args.image_size, mode, images)
         frozen_s = time.monotonic() - start
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(  # the default: a SavedModel round trip
-            [tflite.classifier_function(model, args.classes, args.image_size)], model)
-        if mode == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([image[None]] for image in images)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type, converter.inference_output_type = tf.uint8, tf.uint8
+        converter = tflite.converter(model, args.classes, args.image_size, mode, images)
+        converter.experimental_lower_to_saved_model = True  # TF's default: a SavedModel round trip
         start = time.monotonic()
         round_trip = converter.convert()
         round_trip_s = time.monotonic() - start

@@ -55,24 +55,29 @@ def representative_pixels(transformed_images: Iterable[np.ndarray], count: int =
 
 def convert(model, num_classes: int, image_size: int, mode: str, representative=None) -> bytes:
     """The TFLite flatbuffer ('float' or 'int8'; int8 needs `representative` pixel images [S, S, 3])."""
-    function = classifier_function(model, num_classes, image_size)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-    # Convert the frozen function instead of first writing and reloading a SavedModel of it: the same flatbuffer,
-    # 5-20x faster (benchmarks/tflite_conversion.py). TF's own switch; were it dropped, only the speed changes.
-    converter.experimental_lower_to_saved_model = False
-    if mode == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([image[None].astype(np.float32)] for image in representative)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
-    elif mode == "float":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    else:
-        raise ValueError(f"--tflite must be 'float' or 'int8', got {mode!r}")
     with warnings.catch_warnings():  # TF1's quantized_input_stats: calibration sets the input's quantization here
         warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected", UserWarning)
-        return converter.convert()
+        return converter(model, num_classes, image_size, mode, representative).convert()
+
+
+def converter(model, num_classes: int, image_size: int, mode: str, representative=None):
+    """The configured tf.lite.TFLiteConverter that `convert` runs."""
+    function = classifier_function(model, num_classes, image_size)
+    configured = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    # Convert the frozen function instead of first writing and reloading a SavedModel of it: the same flatbuffer,
+    # 5-20x faster (benchmarks/tflite_conversion.py). TF's own switch; were it dropped, only the speed changes.
+    configured.experimental_lower_to_saved_model = False
+    if mode == "int8":
+        configured.optimizations = [tf.lite.Optimize.DEFAULT]
+        configured.representative_dataset = lambda: ([image[None].astype(np.float32)] for image in representative)
+        configured.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        configured.inference_input_type = tf.uint8
+        configured.inference_output_type = tf.uint8
+    elif mode == "float":
+        configured.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    else:
+        raise ValueError(f"--tflite must be 'float' or 'int8', got {mode!r}")
+    return configured
 
 
 def with_metadata(flatbuffer: bytes, class_names: List[str]) -> bytes:
