@@ -80,10 +80,23 @@ def converter(model, num_classes: int, image_size: int, mode: str, representativ
     return configured
 
 
+def load_libusb() -> None:
+    """tflite-support 0.4.4's compiled modules link libusb-1.0 (for its Edge TPU code), a system library that a
+    fresh Debian or container image lacks ("ImportError: libusb-1.0.so.0"). The copy in the libusb-package wheel
+    is loaded first, on every machine alike: the dynamic linker then finds it by its soname. Call before
+    importing tflite-support's metadata modules."""
+    import ctypes
+
+    import libusb_package
+
+    ctypes.CDLL(str(libusb_package.get_library_path()), mode=ctypes.RTLD_GLOBAL)
+
+
 def with_metadata(flatbuffer: bytes, class_names: List[str]) -> bytes:
     """The flatbuffer with image-classifier metadata: the labels file packed in, normalization mean 0 / std 1."""
     import tempfile
 
+    load_libusb()
     # tflite-support's own modules: `import tflite_support` also loads its Task Library, whose pybind types
     # clash on import ("StatusCode ... already defined") in this environment.
     from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier
