@@ -1,5 +1,7 @@
 """The recipe's model: parameter counts, trainable flags per phase and strategy, BatchNorm, head and loss."""
 
+import logging
+
 import numpy as np
 import pytest
 from tfx_image_finetune.trainer.keras2 import keras, tf
@@ -372,3 +374,17 @@ def test_auto_head_fit_is_logistic_on_small_data_only_and_never_over_a_warm_head
     assert not logistic_head(TrainingConfig(warm_start=True), None, 100)
     assert logistic_head(TrainingConfig(head_fit="logistic"), None, 5000)
     assert not logistic_head(TrainingConfig(head_fit="epochs"), None, 100)
+
+
+def test_head_epoch_settings_that_the_logistic_fit_does_not_use_are_named_in_a_warning(caplog):
+    from tfx_image_finetune.trainer.train import logistic_head
+
+    with caplog.at_level(logging.WARNING, logger="tfx_image_finetune.trainer.train"):
+        assert logistic_head(TrainingConfig(), None, 300)  # the defaults: nothing to say
+        assert not caplog.records
+        assert logistic_head(TrainingConfig(head_epochs=30, head_learning_rate=1e-2), None, 300)
+        assert not logistic_head(TrainingConfig(head_epochs=30), None, 1000)  # by epochs: used
+    [record] = caplog.records
+    assert ("phase 1 is the logistic head fit (300 training images, under 1000: --head-fit auto), which does not "
+            "use --head-epochs 30 or --head-learning-rate 0.01: --head-fit epochs trains the head by epochs"
+            == record.getMessage())

@@ -122,8 +122,9 @@ def test_every_flag_of_the_table_sets_its_field(tmp_path):
 
 
 def test_the_demo_preset_fills_only_what_the_command_line_left():
-    demo = config_from_args(build_parser().parse_args(["run", "--demo", "--head-epochs", "2"]))
-    assert (demo.training.head_epochs, demo.training.finetune_epochs, demo.model.allow_random_init) == (2, 1, True)
+    demo = config_from_args(build_parser().parse_args(["run", "--demo", "--finetune-epochs", "2"]))
+    assert (demo.training.finetune_epochs, demo.model.tflite, demo.model.allow_random_init) == (2, "int8", True)
+    assert demo.training.head_epochs == PipelineConfig().training.head_epochs  # small data: the logistic head fit
     assert demo.model.backbone == "xception"  # the demo is the default recipe
     with pytest.raises(ConfigError, match="--demo uses the generated images"):
         config_from_args(build_parser().parse_args(["run", "--demo", "--data", "/tmp"]))

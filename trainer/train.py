@@ -178,10 +178,13 @@ def refitted(training_cfg: TrainingConfig, head_fit: str, refit_ds) -> bool:
             and selection_of(training_cfg, head_fit) == "last")
 
 
+EPOCH_HEAD_SETTINGS = (("--head-epochs", "head_epochs"), ("--head-learning-rate", "head_learning_rate"))
+
+
 def logistic_head(training_cfg: TrainingConfig, distribution, train_examples: Optional[int]) -> bool:
     """--head-fit logistic, or auto on small data (benchmarks/quality.py: it wins there) unless the head is warm
     started (the fit would not start from it); in one replica only, a fit per worker would give each worker
-    other weights."""
+    other weights. Head epochs or rate set away from their defaults are not used then: a WARNING says so."""
     from tfx_image_finetune.trainer.strategy import SMALL_DATA
 
     wanted = training_cfg.head_fit == "logistic" or (
@@ -191,6 +194,12 @@ def logistic_head(training_cfg: TrainingConfig, distribution, train_examples: Op
         log.warning("the logistic head fit runs in one replica only: phase 1 trains by epochs on %d replicas",
                     distribution.num_replicas_in_sync)
         return False
+    unused = [f"{flag} {getattr(training_cfg, name)}" for flag, name in EPOCH_HEAD_SETTINGS
+              if getattr(training_cfg, name) != getattr(TrainingConfig, name)]
+    if wanted and unused:
+        log.warning("phase 1 is the logistic head fit (%s), which does not use %s: --head-fit epochs trains the "
+                    "head by epochs", "--head-fit logistic" if training_cfg.head_fit == "logistic" else
+                    f"{train_examples} training images, under {SMALL_DATA}: --head-fit auto", " or ".join(unused))
     return wanted
 
 
