@@ -279,10 +279,9 @@ def test_a_sound_metadata_store_passes_and_a_damaged_page_is_found(tmp_path):
         check_metadata(damaged)
 
 
-@pytest.mark.slow  # the check waits out sqlite's 30 s busy timeout before Python sees the signal
 def test_ctrl_c_during_the_checks_before_the_run_stops_with_one_line(tmp_path):
-    """The metadata check waits while another process holds the store's write lock: Ctrl-C then, before any run
-    process exists, ends with one line and 130, not a traceback."""
+    """The metadata check waits (up to 30 s) while another process holds the store's write lock: Ctrl-C then,
+    before any run process exists, ends at once with one line and 130, not a traceback."""
     import signal
     import sqlite3
     import time
@@ -296,10 +295,10 @@ def test_ctrl_c_during_the_checks_before_the_run_stops_with_one_line(tmp_path):
     try:
         proc = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.cli.main", "run", "--data", data,
                                  "--output", str(out)], stderr=subprocess.PIPE, text=True)
-        time.sleep(10)  # the CLI is in the check by then, which waits 30 s for the lock
+        time.sleep(5)  # the CLI is in the check by then, which waits up to 30 s for the lock
         assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=60)[1]
+        err = proc.communicate(timeout=20)[1]  # answered between two of the check's short waits, not after 30 s
     finally:
         holder.execute("ROLLBACK")
         holder.close()

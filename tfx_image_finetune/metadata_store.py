@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 
 
 def __getattr__(name: str):
@@ -39,11 +40,7 @@ def check_metadata(metadata_path: str) -> None:
     if not os.path.isfile(metadata_path):
         return
     try:
-        connection = sqlite3.connect(metadata_path, timeout=30)
-        try:
-            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
-        finally:
-            connection.close()
+        problems = _quick_check(metadata_path)
     except sqlite3.OperationalError as err:
         if "locked" in str(err) or "busy" in str(err):  # in use, not damaged: MLMD waits for it itself
             return
@@ -56,3 +53,24 @@ def check_metadata(metadata_path: str) -> None:
             f"the pipeline metadata {metadata_path!r} is damaged ({problems[0]}): move it aside (e.g. mv "
             f"{metadata_path} {metadata_path}.damaged; the next run then starts afresh, without cached steps) "
             f"or use another --output than {folder!r}")
+
+
+BUSY_WAIT_S, BUSY_POLL_S = 30.0, 0.25
+
+
+def _quick_check(metadata_path: str):
+    """`PRAGMA quick_check`'s rows, waiting up to BUSY_WAIT_S while another process holds the write lock: in
+    BUSY_POLL_S steps, since Python runs signal handlers only between them (one 30 s wait inside SQLite left
+    Ctrl-C unanswered for 30 s)."""
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        try:
+            connection = sqlite3.connect(metadata_path, timeout=BUSY_POLL_S)
+            try:
+                return [row[0] for row in connection.execute("PRAGMA quick_check")]
+            finally:
+                connection.close()
+        except sqlite3.OperationalError as err:
+            busy = "locked" in str(err) or "busy" in str(err)
+            if not busy or time.monotonic() >= deadline:
+                raise
