@@ -30,6 +30,8 @@ setup(
         "dill",  # apache-beam 2.74 no longer pulls it in; TFT 1.16 imports it
         "pillow",
         "matplotlib",  # the run report's plots (Agg backend)
+        "tflite-support==0.4.4",  # --tflite: the model's metadata (labels, normalization)
+        "libusb-package",  # libusb-1.0, which tflite-support's compiled modules link (trainer/tflite.py)
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["tfx-image-finetune=tfx_image_finetune.cli.main:main"]},

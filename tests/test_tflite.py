@@ -101,26 +101,8 @@ def test_int8_takes_uint8_pixels_uses_builtins_only_and_agrees_with_the_saved_mo
         os.path.join(trained["folders"]["float"], TFLITE_DIR, TFLITE_FILE))
 
 
-def test_the_metadata_modules_load_with_the_wheels_libusb_whatever_the_system_has():
-    """tflite-support's compiled modules link libusb-1.0, which a fresh machine lacks: they resolve it to the copy
-    in the libusb-package wheel (a system copy, where there is one, is not used)."""
-    import libusb_package
-
-    from tfx_image_finetune.trainer.tflite import load_libusb
-
-    load_libusb()
-    from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier  # noqa: F401
-
-    with open("/proc/self/maps") as f:
-        mapped = {line.split()[-1] for line in f if "libusb-1.0" in line}
-    assert mapped == {os.path.realpath(libusb_package.get_library_path())}, mapped
-
-
 def test_metadata_reads_back_with_the_labels_and_the_normalization(trained):
-    from tfx_image_finetune.trainer.tflite import load_libusb
-
-    load_libusb()
-    from tensorflow_lite_support.metadata.python import metadata
+    from tensorflow_lite_support.metadata.python import metadata  # libusb: loaded by the export (trained)
 
     for name in ("float", "int8"):
         path = os.path.join(trained["folders"][name], TFLITE_DIR, TFLITE_FILE)

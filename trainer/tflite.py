@@ -81,15 +81,20 @@ def converter(model, num_classes: int, image_size: int, mode: str, representativ
 
 
 def load_libusb() -> None:
-    """tflite-support 0.4.4's compiled modules link libusb-1.0 (for its Edge TPU code), a system library that a
-    fresh Debian or container image lacks ("ImportError: libusb-1.0.so.0"). The copy in the libusb-package wheel
-    is loaded first, on every machine alike: the dynamic linker then finds it by its soname. Call before
-    importing tflite-support's metadata modules."""
+    """tflite-support 0.4.4's compiled modules (all of them) link libusb-1.0, a system library that a fresh
+    Debian or container image lacks ("ImportError: libusb-1.0.so.0"). The copy in the libusb-package wheel is
+    loaded first, on every Linux machine alike: the dynamic linker then finds it by its soname. Without the wheel
+    or its library (a platform it has none for), the system's copy is left to be found. Call before importing
+    tflite-support's metadata modules."""
     import ctypes
 
-    import libusb_package
-
-    ctypes.CDLL(str(libusb_package.get_library_path()), mode=ctypes.RTLD_GLOBAL)
+    try:
+        import libusb_package
+    except ImportError:
+        return
+    path = libusb_package.get_library_path()
+    if path is not None:
+        ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
 
 
 def with_metadata(flatbuffer: bytes, class_names: List[str]) -> bytes:
@@ -97,9 +102,15 @@ def with_metadata(flatbuffer: bytes, class_names: List[str]) -> bytes:
     import tempfile
 
     load_libusb()
-    # tflite-support's own modules: `import tflite_support` also loads its Task Library, whose pybind types
-    # clash on import ("StatusCode ... already defined") in this environment.
-    from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier
+    try:
+        # tflite-support's own modules: `import tflite_support` also loads its Task Library, whose pybind types
+        # clash on import ("StatusCode ... already defined") in this environment.
+        from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier
+    except ImportError as err:
+        if "libusb" not in str(err):
+            raise
+        raise ImportError(f"--tflite: tflite-support's metadata writer needs libusb-1.0 ({err}); install the "
+                          "libusb-package wheel (requirements.lock has it) or the system package libusb-1.0-0") from err
 
     with tempfile.TemporaryDirectory() as scratch:  # the writer reads the labels from a local file
         labels_path = os.path.join(scratch, TFLITE_LABELS)
