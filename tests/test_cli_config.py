@@ -279,6 +279,27 @@ def test_a_sound_metadata_store_passes_and_a_damaged_page_is_found(tmp_path):
         check_metadata(damaged)
 
 
+def test_a_store_locked_past_the_wait_is_taken_as_in_use_not_damaged(tmp_path, monkeypatch):
+    import sqlite3
+    import time
+
+    from tfx_image_finetune import metadata_store
+
+    path = str(tmp_path / "metadata.sqlite")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(metadata_store, "BUSY_WAIT_S", 1.0)
+    try:
+        start = time.monotonic()
+        metadata_store.check_metadata(path)  # no error: MLMD waits for a store in use itself
+        waited = time.monotonic() - start
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert waited >= 1.0  # it did wait, in steps, up to the deadline
+
+
 def test_ctrl_c_during_the_checks_before_the_run_stops_with_one_line(tmp_path):
     """The metadata check waits (up to 30 s) while another process holds the store's write lock: Ctrl-C then,
     before any run process exists, ends at once with one line and 130, not a traceback."""
@@ -292,6 +313,7 @@ def test_ctrl_c_during_the_checks_before_the_run_stops_with_one_line(tmp_path):
     holder = sqlite3.connect(str(out / "metadata.sqlite"), isolation_level=None)
     holder.execute("CREATE TABLE t (x)")
     holder.execute("BEGIN EXCLUSIVE")  # the check's PRAGMA now waits (up to 30 s) for this lock
+    proc = None
     try:
         proc = subprocess.Popen([sys.executable, "-m", "tfx_image_finetune.cli.main", "run", "--data", data,
                                  "--output", str(out)], stderr=subprocess.PIPE, text=True)
@@ -300,6 +322,9 @@ def test_ctrl_c_during_the_checks_before_the_run_stops_with_one_line(tmp_path):
         proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=20)[1]  # answered between two of the check's short waits, not after 30 s
     finally:
+        if proc is not None and proc.poll() is None:  # not answered: no run left behind
+            proc.kill()
+            proc.wait()
         holder.execute("ROLLBACK")
         holder.close()
     assert proc.returncode == 130, err

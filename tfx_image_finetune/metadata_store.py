@@ -42,7 +42,7 @@ def check_metadata(metadata_path: str) -> None:
     try:
         problems = _quick_check(metadata_path)
     except sqlite3.OperationalError as err:
-        if "locked" in str(err) or "busy" in str(err):  # in use, not damaged: MLMD waits for it itself
+        if _in_use(err):  # in use, not damaged: MLMD waits for it itself
             return
         problems = [str(err)]
     except sqlite3.DatabaseError as err:  # e.g. "file is not a database"
@@ -64,6 +64,7 @@ def _quick_check(metadata_path: str):
     Ctrl-C unanswered for 30 s)."""
     deadline = time.monotonic() + BUSY_WAIT_S
     while True:
+        attempt = time.monotonic()
         try:
             connection = sqlite3.connect(metadata_path, timeout=BUSY_POLL_S)
             try:
@@ -71,6 +72,10 @@ def _quick_check(metadata_path: str):
             finally:
                 connection.close()
         except sqlite3.OperationalError as err:
-            busy = "locked" in str(err) or "busy" in str(err)
-            if not busy or time.monotonic() >= deadline:
+            if not _in_use(err) or time.monotonic() >= deadline:
                 raise
+            time.sleep(max(0.0, BUSY_POLL_S - (time.monotonic() - attempt)))  # SQLite may answer "busy" at once
+
+
+def _in_use(err: sqlite3.OperationalError) -> bool:
+    return "locked" in str(err) or "busy" in str(err)
