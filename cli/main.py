@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, Beam on this machine's cores)")
     run.add_argument("--demo", action="store_true",
-                     help="the generated demo images, a few epochs, and random init if ImageNet weights cannot be fetched")
+                     help="the generated demo images, one fine-tuning epoch, --tflite int8, and random init if ImageNet "
+                          "weights cannot be fetched")
     flags.add_flags(run, [*flags.CONFIG_FLAGS.items(), ("console", flags.RUN_FLAGS)])
     run.add_argument("--output", dest="output_dir", default=flags.DEFAULTS.runtime.output_dir,
                      help="pipeline root, metadata and default serving dir (default %(default)s)")

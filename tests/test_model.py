@@ -386,5 +386,5 @@ def test_head_epoch_settings_that_the_logistic_fit_does_not_use_are_named_in_a_w
         assert not logistic_head(TrainingConfig(head_epochs=30), None, 1000)  # by epochs: used
     [record] = caplog.records
     assert ("phase 1 is the logistic head fit (300 training images, under 1000: --head-fit auto), which does not "
-            "use --head-epochs 30 or --head-learning-rate 0.01: --head-fit epochs trains the head by epochs"
-            == record.getMessage())
+            "use head_epochs 30 (--head-epochs) or head_learning_rate 0.01 (--head-learning-rate): --head-fit "
+            "epochs trains the head by epochs" == record.getMessage())

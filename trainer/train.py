@@ -194,8 +194,8 @@ def logistic_head(training_cfg: TrainingConfig, distribution, train_examples: Op
         log.warning("the logistic head fit runs in one replica only: phase 1 trains by epochs on %d replicas",
                     distribution.num_replicas_in_sync)
         return False
-    unused = [f"{flag} {getattr(training_cfg, name)}" for flag, name in EPOCH_HEAD_SETTINGS
-              if getattr(training_cfg, name) != getattr(TrainingConfig, name)]
+    unused = [f"{name} {getattr(training_cfg, name)} ({flag})" for flag, name in EPOCH_HEAD_SETTINGS
+              if getattr(training_cfg, name) != getattr(TrainingConfig, name)]  # a flag, or a --param
     if wanted and unused:
         log.warning("phase 1 is the logistic head fit (%s), which does not use %s: --head-fit epochs trains the "
                     "head by epochs", "--head-fit logistic" if training_cfg.head_fit == "logistic" else
