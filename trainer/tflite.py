@@ -83,15 +83,13 @@ def converter(model, num_classes: int, image_size: int, mode: str, representativ
 def load_libusb() -> None:
     """tflite-support 0.4.4's compiled modules (all of them) link libusb-1.0, a system library that a fresh
     Debian or container image lacks ("ImportError: libusb-1.0.so.0"). The copy in the libusb-package wheel is
-    loaded first, on every Linux machine alike: the dynamic linker then finds it by its soname. Without the wheel
-    or its library (a platform it has none for), the system's copy is left to be found. Call before importing
+    loaded first, on every Linux machine alike: the dynamic linker then finds it by its soname. Where the wheel
+    has no library (a platform it has none for), the system's copy is left to be found. Call before importing
     tflite-support's metadata modules."""
     import ctypes
 
-    try:
-        import libusb_package
-    except ImportError:
-        return
+    import libusb_package  # a dependency (setup.py, requirements.lock)
+
     path = libusb_package.get_library_path()
     if path is not None:
         ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
